@@ -1,0 +1,3 @@
+from nocodetune.cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""The REST face (FastAPI). Routers call services; no business logic here."""

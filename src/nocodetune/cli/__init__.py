@@ -1,0 +1,1 @@
+"""The command-line face: parse, call services, render. No business logic here."""

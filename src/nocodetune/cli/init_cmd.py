@@ -1,0 +1,9 @@
+"""CLI: init_cmd (placeholder until its owner fills it in)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,1 @@
+"""Job configuration: the schema, inheritance and pre-flight validation (an engine layer)."""

@@ -1,0 +1,1 @@
+"""Versioned datasets and file readers: a service layer."""

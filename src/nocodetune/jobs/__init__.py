@@ -1,0 +1,1 @@
+"""Job lifecycle (create, queue, run, cancel, resume) and executors: a service layer."""

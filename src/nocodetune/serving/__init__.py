@@ -1,0 +1,1 @@
+"""The inference engine and the OpenAI-compatible app (heavy imports stay inside)."""

@@ -1,0 +1,61 @@
+"""Process-wide settings, read from the environment (prefix NOCODETUNE_).
+
+Also the one place that switches Hugging Face libraries off the network: nothing
+NoCodeTune runs may reach a hub unless the user opts in with NOCODETUNE_ALLOW_HUB_DOWNLOADS=1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NOCODETUNE_", extra="ignore")
+
+    workspace: Path | None = Field(default=None, description="Workspace folder; else the cwd or its parents, else ./ModelTrainingWorkspace.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the registry; default sqlite in the workspace.")
+    cache_dir: Path = Field(default=Path.home() / ".cache" / "nocodetune", description="Converted models (GGUF → safetensors) and other caches.")
+    allow_hub_downloads: bool = Field(default=False, description="Let Hugging Face libraries download from the hub.")
+    api_token: str | None = Field(default=None, description="Bearer token; required to bind the API to a non-loopback address.")
+    max_upload_mb: int = Field(default=512, description="Largest dataset upload accepted by the API, in MiB.")
+    max_concurrent_jobs: int | None = Field(default=None, description="Jobs run at once; default 1 on CPU, one per GPU.")
+
+
+def get_settings() -> Settings:
+    return Settings()
+
+
+_OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+    "WANDB_DISABLED": "true",
+    "WANDB_MODE": "disabled",
+    "HF_HUB_DISABLE_EXPERIMENTAL_WARNING": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+}
+
+
+def apply_network_policy(settings: Settings | None = None) -> None:
+    """Turn hub access and telemetry off in this process and its children.
+
+    Must run before any Hugging Face import; `nocodetune.training`, `nocodetune.serving`
+    and the CLI entry point call it first thing.
+    """
+    settings = settings or get_settings()
+    hub_keys = {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"}
+    for key, value in _OFFLINE_ENV.items():
+        if key in hub_keys:
+            if not settings.allow_hub_downloads:
+                os.environ[key] = value  # forced: a stray user env must not re-enable downloads
+        else:
+            os.environ.setdefault(key, value)
