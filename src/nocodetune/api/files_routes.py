@@ -1,7 +1,219 @@
-"""REST: files_routes (placeholder until its owner fills it in)."""
+"""REST: the Files routes (the seed's data load server) — upload, list, preview, download, delete.
+
+An upload is parsed as it arrives: the `file` part goes chunk by chunk into the
+workspace's staging area (hashed and size-checked on the way), so a large upload never
+sits in memory and a refused one leaves nothing behind. The client's file name is only
+metadata and the source of the extension; it never becomes a path.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from nocodetune.data.models import DatasetInfo, DatasetVersionMeta, PreviewPage
+from nocodetune.data.staging import StagedFile, TooLargeError
+from nocodetune.data.store import MAX_PREVIEW_ROWS, DatasetStore
+from nocodetune.errors import DataError, UnsafeNameError
+from nocodetune.settings import Settings
+from nocodetune.workspace import check_name
 
 router = APIRouter()
+
+MAX_FIELD_BYTES = 64 * 1024  # text form fields (name, tags, split)
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file
+_MEDIA_TYPES = {
+    "csv": "text/csv",
+    "tsv": "text/tab-separated-values",
+    "json": "application/json",
+    "jsonl": "application/jsonl",
+    "parquet": "application/vnd.apache.parquet",
+    "excel": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "txt": "text/plain",
+    "md": "text/markdown",
+    "html": "text/html",
+    "pdf": "application/pdf",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+
+
+class UploadedVersion(DatasetVersionMeta):
+    created: bool = Field(description="False when these bytes were already stored (the existing version is returned).")
+
+
+class Deleted(BaseModel):
+    deleted: list[str] = Field(description="name@version of every version removed.")
+
+
+def _store(request: Request) -> DatasetStore:
+    return DatasetStore(request.app.state.workspace)
+
+
+class _MultipartUpload:
+    """Callbacks for python-multipart: small text fields kept in memory, the `file` part streamed to disk."""
+
+    def __init__(self, store: DatasetStore, max_bytes: int) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+        self.fields: dict[str, str] = {}
+        self.staged: StagedFile | None = None
+        self.ended = False
+        self._headers: dict[bytes, bytes] = {}
+        self._header_field = b""
+        self._header_value = b""
+        self._part: str | None = None  # name of the form field being read
+        self._buffer = bytearray()
+        self._file_done = False
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda d, s, e: self._add("_header_field", d[s:e]),
+            "on_header_value": lambda d, s, e: self._add("_header_value", d[s:e]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+            "on_end": self._end,
+        }
+
+    def _add(self, attr: str, data: bytes) -> None:
+        value = getattr(self, attr) + data
+        if len(value) > 8192:
+            raise DataError("a multipart header is too long", field="file")
+        setattr(self, attr, value)
+
+    def _part_begin(self) -> None:
+        self._headers, self._part, self._buffer = {}, None, bytearray()
+
+    def _header_end(self) -> None:
+        self._headers[self._header_field.lower()] = self._header_value
+        self._header_field, self._header_value = b"", b""
+
+    def _headers_finished(self) -> None:
+        from python_multipart.multipart import parse_options_header
+
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b"").decode("latin-1"))
+        self._part = _decode(options.get(b"name", b""), "form field name")
+        filename = options.get(b"filename")
+        if filename is None:
+            return
+        if self._part != "file" or self.staged is not None:
+            raise DataError(f"unexpected file in form field {self._part!r}: send one file, in the field 'file'", field=self._part)
+        self.staged = self.store.stage(_decode(filename, "filename"), max_bytes=self.max_bytes)
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._part == "file" and self.staged is not None:
+            self.staged.write(data[start:end])
+            return
+        self._buffer += data[start:end]
+        if len(self._buffer) > MAX_FIELD_BYTES:
+            raise DataError(f"form field {self._part!r} is longer than {MAX_FIELD_BYTES} bytes", field=self._part)
+
+    def _part_end(self) -> None:
+        if self._part == "file" and self.staged is not None:
+            self._file_done = True
+        elif self._part:
+            self.fields[self._part] = _decode(bytes(self._buffer), self._part)
+            if self._part == "name" and self.fields["name"]:
+                check_name(self.fields["name"], "dataset name")  # refuse before the file is streamed, when it comes first
+
+    def _end(self) -> None:
+        self.ended = True
+
+    def file(self) -> StagedFile:
+        if self.staged is None:
+            raise DataError("no file in the upload: send it as multipart form field 'file'", field="file")
+        if not (self.ended and self._file_done):
+            raise DataError("the upload ended before the file did (connection cut?)", field="file")
+        return self.staged
+
+
+def _decode(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnsafeNameError(f"{what} is not valid UTF-8", field=what) from None
+
+
+@router.post("", status_code=201, response_model=UploadedVersion, responses={200: {"description": "Same bytes as an existing version"}})
+async def upload(request: Request, response: Response) -> UploadedVersion:
+    """Add the uploaded file as the next version of dataset `name` (form fields: file, name, tags, split)."""
+    from python_multipart import MultipartParser
+    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.multipart import parse_options_header
+
+    store = _store(request)
+    limit_mb = Settings().max_upload_mb
+    max_bytes = limit_mb * 1024 * 1024
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or not options.get(b"boundary"):
+        raise DataError("send the dataset as multipart/form-data with a 'file' field and a 'name' field", field="file")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes + MULTIPART_OVERHEAD:
+        raise TooLargeError(f"the upload is larger than the limit of {limit_mb} MiB", field="file", hint="raise NOCODETUNE_MAX_UPLOAD_MB")
+    receiver = _MultipartUpload(store, max_bytes)
+    parser = MultipartParser(options[b"boundary"], receiver.callbacks())  # type: ignore[arg-type]
+    try:
+        try:
+            async for chunk in request.stream():
+                parser.write(chunk)
+        except MultipartParseError as exc:
+            raise DataError(f"the multipart body is malformed: {exc}", field="file") from None
+        parser.finalize()
+        staged = receiver.file()
+        name = receiver.fields.get("name")
+        if not name:
+            raise DataError("form field 'name' (the dataset name) is required", field="name")
+        tags = [t for t in receiver.fields.get("tags", "").split(",") if t.strip()]
+        split = receiver.fields.get("split") or "paragraph"
+        if split not in ("paragraph", "document"):
+            raise DataError(f"split must be 'paragraph' or 'document', got {split!r}", field="split")
+        result = await run_in_threadpool(store.add_staged, staged, name, tags, split)  # type: ignore[arg-type]
+    finally:
+        if receiver.staged is not None:
+            receiver.staged.discard()  # no-op once the version is in place
+    if not result.created:
+        response.status_code = 200
+    return UploadedVersion(**result.meta.model_dump(), created=result.created)
+
+
+@router.get("", response_model=list[DatasetInfo])
+def list_datasets(request: Request) -> list[DatasetInfo]:
+    return _store(request).list()
+
+
+@router.get("/{name}", response_model=DatasetInfo)
+def get_dataset(request: Request, name: str) -> DatasetInfo:
+    return _store(request).get(name)
+
+
+@router.get("/{name}/versions/{version}", response_model=DatasetVersionMeta)
+def get_version(request: Request, name: str, version: int) -> DatasetVersionMeta:
+    return _store(request).version(name, version)
+
+
+@router.get("/{name}/versions/{version}/preview", response_model=PreviewPage)
+def preview_version(
+    request: Request, name: str, version: int, offset: int = Query(0, ge=0), limit: int = Query(20, ge=0, le=MAX_PREVIEW_ROWS)
+) -> PreviewPage:
+    return _store(request).preview(name, version, offset, limit)
+
+
+@router.get("/{name}/versions/{version}/download", response_class=FileResponse)
+def download_version(request: Request, name: str, version: int) -> FileResponse:
+    store = _store(request)
+    meta = store.version(name, version)
+    return FileResponse(store.path(name, version), filename=meta.file, media_type=_MEDIA_TYPES.get(meta.format, "application/octet-stream"))
+
+
+@router.delete("/{name}/versions/{version}", response_model=Deleted)
+def delete_version(request: Request, name: str, version: int, force: bool = False) -> Deleted:
+    return Deleted(deleted=[_store(request).delete_version(name, version, force=force).ref])
+
+
+@router.delete("/{name}", response_model=Deleted)
+def delete_dataset(request: Request, name: str, force: bool = False) -> Deleted:
+    return Deleted(deleted=[m.ref for m in _store(request).delete(name, force=force)])

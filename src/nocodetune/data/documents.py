@@ -1,0 +1,133 @@
+"""Readers for running text: TXT, Markdown, HTML, PDF and DOCX → rows of one `text` column.
+
+`split="paragraph"` (the default) makes one row per paragraph (per page for PDF), which
+suits continued pre-training on many short passages; `split="document"` keeps the whole
+file as one row. bs4, pypdf and python-docx are imported only when such a file is read.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from nocodetune.data.decode import decode_text
+from nocodetune.data.formats import TextSplit
+from nocodetune.data.table import Table
+from nocodetune.errors import DataError
+
+_BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
+_FENCE_RE = re.compile(r"^\s*(```|~~~)")
+_HEADING_RE = re.compile(r"^#{1,6} [^\n]*$")
+_HTML_BLOCKS = ["p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "td", "th", "dt", "dd", "figcaption", "caption"]
+
+
+def _text_table(chunks: list[str], fmt: str, split: TextSplit, encoding: str | None = None) -> Table:
+    texts = [c.strip() for c in chunks]
+    texts = [t for t in texts if t]
+    if split == "document" and texts:
+        texts = ["\n\n".join(texts)]
+    return Table(rows=[{"text": t} for t in texts], columns=["text"], format=fmt, encoding=encoding, text_split=split)
+
+
+def paragraphs(text: str) -> list[str]:
+    """Blocks separated by blank lines."""
+    return _BLANK_LINE_RE.split(text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def markdown_blocks(text: str) -> list[str]:
+    """Paragraphs of a Markdown text; a fenced code block stays in one piece even with blank lines."""
+    blocks: list[str] = []
+    current: list[str] = []
+    in_fence = False
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if _FENCE_RE.match(line):
+            in_fence = not in_fence
+        if not line.strip() and not in_fence:
+            if current:
+                blocks.append("\n".join(current))
+            current = []
+        else:
+            current.append(line)
+    if current:
+        blocks.append("\n".join(current))
+    return _attach_headings(blocks)
+
+
+def _attach_headings(blocks: list[str]) -> list[str]:
+    """A block that is only a heading joins the block after it: a title alone is no example."""
+    out: list[str] = []
+    pending: list[str] = []
+    for block in blocks:
+        if _HEADING_RE.match(block.strip()):
+            pending.append(block)
+            continue
+        out.append("\n\n".join([*pending, block]))
+        pending = []
+    if pending:
+        out.append("\n\n".join(pending))
+    return out
+
+
+def read_plain_text(path: Path, fmt: str, display: str, split: TextSplit) -> Table:
+    decoded = decode_text(path.read_bytes(), display)
+    if split == "document":
+        return _text_table([decoded.text], fmt, split, decoded.encoding)
+    chunks = markdown_blocks(decoded.text) if fmt == "md" else paragraphs(decoded.text)
+    return _text_table(chunks, fmt, split, decoded.encoding)
+
+
+def read_html(path: Path, display: str, split: TextSplit) -> Table:
+    from bs4 import BeautifulSoup
+
+    decoded = decode_text(path.read_bytes(), display)
+    soup = BeautifulSoup(decoded.text, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template", "head"]):
+        tag.decompose()
+    for br in soup.find_all("br"):
+        br.replace_with("\n")
+    # innermost block elements, so that a <li> holding a <p> is not read twice
+    blocks = [b for b in soup.find_all(_HTML_BLOCKS) if not b.find(_HTML_BLOCKS)]
+    if blocks:
+        chunks = [" ".join(b.get_text().split()) if b.name != "pre" else b.get_text() for b in blocks]
+    else:  # no block markup: the page's text lines
+        lines = [" ".join(line.split()) for line in soup.get_text("\n").split("\n")]
+        chunks = ["\n".join(line for line in lines if line)]
+    return _text_table(chunks, "html", split, decoded.encoding)
+
+
+def read_pdf(path: Path, display: str, split: TextSplit) -> Table:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted:
+            raise DataError(f"{display} is an encrypted PDF", file=display, hint="save an unprotected copy of the PDF")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+        raise DataError(f"{display} is not a readable PDF: {exc}", file=display) from None
+    table = _text_table(pages, "pdf", split)
+    if not table.rows:
+        raise DataError(
+            f"{display} has no extractable text ({len(pages)} page{'s' if len(pages) != 1 else ''})",
+            file=display,
+            hint="a scanned PDF holds images, not text: run OCR on it first",
+        )
+    return table
+
+
+def read_docx(path: Path, display: str, split: TextSplit) -> Table:
+    import zipfile
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    try:
+        document = docx.Document(str(path))
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise DataError(f"{display} is not a readable .docx document: {exc}", file=display, hint="save it from Word as .docx") from None
+    chunks = [p.text for p in document.paragraphs]
+    for table in document.tables:  # table text after the body text
+        for row in table.rows:
+            chunks.append(" | ".join(cell.text.strip() for cell in row.cells))
+    return _text_table(chunks, "docx", split)

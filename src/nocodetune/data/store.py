@@ -1,0 +1,298 @@
+"""The versioned dataset store: `files/<name>/v<N>/<file>` + `meta.json`.
+
+A version is immutable: it is read and checked in the staging area, then renamed into
+place in one step under a per-dataset lock, so readers never see half a version and two
+concurrent adds never get the same number. Adding bytes that are already stored returns
+that version instead of a copy. Jobs keep their own snapshot (`jobs/<job>/files/`), so
+deleting a version never breaks a job that already ran; it is still refused while a job
+names it, unless forced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+from nocodetune.data.formats import DOCUMENT_FORMATS, TextSplit
+from nocodetune.data.models import META_FILE, AddResult, DatasetInfo, DatasetVersionMeta, PreviewPage
+from nocodetune.data.readers import preview as read_preview
+from nocodetune.data.readers import read_file
+from nocodetune.data.staging import StagedFile, remove_stale_staging
+from nocodetune.data.table import Table
+from nocodetune.errors import ConflictError, DataError, NotFoundError, UnsafeNameError
+from nocodetune.workspace import Workspace, check_name
+
+_VERSION_DIR_RE = re.compile(r"^v([1-9][0-9]*)$")
+_LAST_VERSION_FILE = ".last_version"  # keeps numbers of deleted versions from being reused
+LOCK_TIMEOUT_S = 120.0
+MAX_PREVIEW_ROWS = 1000
+
+
+def clean_tags(tags: Iterable[str]) -> list[str]:
+    """Trimmed, non-empty, unique tags in the order given."""
+    out: list[str] = []
+    for tag in tags:
+        tag = str(tag).strip()
+        if len(tag) > 64:
+            raise DataError(f"tag {tag[:20]!r}... is longer than 64 characters", field="tags")
+        if tag and tag not in out:
+            out.append(tag)
+    return out
+
+
+def split_ref(ref: str) -> tuple[str, int | None]:
+    """`name@2` → ('name', 2); `name` → ('name', None). Syntax only; the store is not asked."""
+    name, sep, version = ref.strip().partition("@")
+    if sep and not version.isdigit():
+        raise DataError(f"invalid dataset reference {ref!r}: use name@version with a whole number, e.g. {name or 'reviews'}@1", field="dataset")
+    return check_name(name, "dataset name"), int(version) if sep else None
+
+
+class DatasetStore:
+    """Datasets of one workspace."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    # -- adding -------------------------------------------------------------------
+    def stage(self, original_filename: str, max_bytes: int | None = None) -> StagedFile:
+        """A staging file to stream bytes into; pass it to `add_staged` (or `discard()` it)."""
+        self.ws.require()
+        remove_stale_staging(self.ws)
+        return StagedFile(self.ws, original_filename, max_bytes)
+
+    def add(
+        self,
+        source: Path | str | BinaryIO,
+        name: str,
+        original_filename: str | None = None,
+        tags: Iterable[str] = (),
+        split: TextSplit = "paragraph",
+    ) -> AddResult:
+        """Add a file (a path or a binary stream) as the next version of dataset `name`."""
+        check_name(name, "dataset name")
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if not path.is_file():
+                raise NotFoundError(f"file not found: {path}", file=str(path))
+            staged = self.stage(original_filename or path.name)
+            with staged, open(path, "rb") as fh:
+                staged.copy_from(fh)
+                return self.add_staged(staged, name, tags, split)
+        if not original_filename:
+            raise DataError("original_filename is needed to add a stream (its extension gives the format)", field="original_filename")
+        with self.stage(original_filename) as staged:
+            staged.copy_from(source)
+            return self.add_staged(staged, name, tags, split)
+
+    def add_staged(self, staged: StagedFile, name: str, tags: Iterable[str] = (), split: TextSplit = "paragraph") -> AddResult:
+        """Validate a staged file and rename it into place as a new version (or find it already stored)."""
+        try:
+            check_name(name, "dataset name")
+            tags = clean_tags(tags)
+            sha256 = staged.finish()
+            same = self._find_sha(name, sha256)
+            if same is not None:
+                return AddResult(meta=same, created=False)
+            table = read_file(staged.path, fmt=staged.format, split=split, display=staged.original_filename, keep_rows=False)
+            with self._lock(name):
+                same = self._find_sha(name, sha256)  # an identical add may have won the race
+                if same is not None:
+                    return AddResult(meta=same, created=False)
+                meta = self._meta_for(staged, name, self._next_version(name), sha256, table, tags)
+                (staged.dir / META_FILE).write_text(meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
+                os.chmod(staged.dir, 0o755)  # mkdtemp made it private
+                dataset_dir = self.ws.dataset_dir(name)
+                dataset_dir.mkdir(parents=True, exist_ok=True)
+                os.rename(staged.dir, dataset_dir / f"v{meta.version}")
+                staged.committed = True
+                (dataset_dir / _LAST_VERSION_FILE).write_text(f"{meta.version}\n", encoding="utf-8")
+                return AddResult(meta=meta, created=True)
+        finally:
+            staged.discard()
+
+    @staticmethod
+    def _meta_for(staged: StagedFile, name: str, version: int, sha256: str, table: Table, tags: list[str]) -> DatasetVersionMeta:
+        return DatasetVersionMeta(
+            name=name,
+            version=version,
+            sha256=sha256,
+            original_filename=staged.original_filename,
+            file=staged.path.name,
+            size_bytes=staged.size,
+            rows=table.num_rows,
+            columns=table.columns,
+            format=table.format,
+            encoding=table.encoding,
+            text_split=table.text_split if table.format in DOCUMENT_FORMATS else None,
+            created_at=datetime.now(timezone.utc),
+            tags=tags,
+            notes=table.notes,
+        )
+
+    @contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        locks = self.ws.tmp / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(str(locks / f"dataset-{name}.lock"), timeout=LOCK_TIMEOUT_S):
+                yield
+        except Timeout:
+            raise ConflictError(f"dataset {name!r} is busy (another add or delete is running)", hint="try again in a moment") from None
+
+    def _next_version(self, name: str) -> int:
+        dataset_dir = self.ws.dataset_dir(name)
+        last = 0
+        marker = dataset_dir / _LAST_VERSION_FILE
+        if marker.is_file():
+            text = marker.read_text(encoding="utf-8").strip()
+            last = int(text) if text.isdigit() else 0
+        return max([last, *(m.version for m in self._versions(name))]) + 1
+
+    def _find_sha(self, name: str, sha256: str) -> DatasetVersionMeta | None:
+        return next((m for m in self._versions(name) if m.sha256 == sha256), None)
+
+    # -- reading ------------------------------------------------------------------
+    def _versions(self, name: str) -> list[DatasetVersionMeta]:
+        """All complete versions of a dataset, oldest first (a folder without meta.json is skipped)."""
+        dataset_dir = self.ws.dataset_dir(name)
+        if not dataset_dir.is_dir():
+            return []
+        metas = []
+        for child in dataset_dir.iterdir():
+            if _VERSION_DIR_RE.match(child.name) and (child / META_FILE).is_file():
+                metas.append(DatasetVersionMeta.model_validate_json((child / META_FILE).read_text(encoding="utf-8")))
+        return sorted(metas, key=lambda m: m.version)
+
+    def names(self) -> list[str]:
+        if not self.ws.files.is_dir():
+            return []
+        return sorted(d.name for d in self.ws.files.iterdir() if d.is_dir() and self._is_dataset(d))
+
+    @staticmethod
+    def _is_dataset(folder: Path) -> bool:
+        """A folder of files/ with a safe name and at least one complete version."""
+        try:
+            check_name(folder.name, "dataset name")
+        except UnsafeNameError:
+            return False
+        return any(_VERSION_DIR_RE.match(c.name) and (c / META_FILE).is_file() for c in folder.iterdir())
+
+    def list(self) -> list[DatasetInfo]:
+        return [self.get(name) for name in self.names()]
+
+    def get(self, name: str) -> DatasetInfo:
+        versions = self._versions(check_name(name, "dataset name"))
+        if not versions:
+            available = ", ".join(self.names()) or "none yet"
+            raise NotFoundError(
+                f"no dataset named {name!r}", field="dataset", hint=f"available datasets: {available}; add one with `nocodetune data add FILE --name {name}`"
+            )
+        return DatasetInfo(name=name, latest=versions[-1].version, versions=versions)
+
+    def version(self, name: str, version: int | None = None) -> DatasetVersionMeta:
+        """One version's meta; the latest when `version` is None."""
+        info = self.get(name)
+        if version is None:
+            return info.latest_meta
+        for meta in info.versions:
+            if meta.version == version:
+                return meta
+        available = ", ".join(str(m.version) for m in info.versions)
+        raise NotFoundError(f"dataset {name!r} has no version {version}; available versions: {available}", field="dataset", hint=f"use {name}@{info.latest} or {name} for the latest")
+
+    def parse_ref(self, ref: str) -> tuple[str, int]:
+        """`name@2` or `name` (latest) → (name, version), checked against the store."""
+        meta = self.version(*split_ref(ref))
+        return meta.name, meta.version
+
+    def path(self, name: str, version: int) -> Path:
+        """The stored data file of a version."""
+        meta = self.version(name, version)
+        return self.ws.dataset_dir(name) / f"v{meta.version}" / meta.file
+
+    def read(self, name: str, version: int) -> Table:
+        meta = self.version(name, version)
+        return read_file(self.path(name, version), fmt=meta.format, split=meta.text_split or "paragraph", display=meta.ref)
+
+    def preview(self, name: str, version: int, offset: int = 0, limit: int = 20) -> PreviewPage:
+        if offset < 0:
+            raise DataError("offset must be 0 or more", field="offset")
+        if not 0 <= limit <= MAX_PREVIEW_ROWS:
+            raise DataError(f"limit must be between 0 and {MAX_PREVIEW_ROWS}", field="limit")
+        meta = self.version(name, version)
+        page = read_preview(
+            self.path(name, version), offset, limit, fmt=meta.format, split=meta.text_split or "paragraph", display=meta.ref, encoding=meta.encoding
+        )
+        rows = [{c: row.get(c) for c in meta.columns} for row in page.rows]
+        return PreviewPage(columns=meta.columns, rows=rows, total=meta.rows, offset=offset, limit=limit)
+
+    # -- jobs ---------------------------------------------------------------------
+    def snapshot_into(self, name: str, version: int, dest_dir: Path) -> Path:
+        """Copy a version into `dest_dir/<name>@<version>/` (a job's `files/`); return the data file's path.
+
+        meta.json is copied beside it, so the job folder alone says how to read the file.
+        """
+        meta = self.version(name, version)
+        target = Path(dest_dir) / meta.ref
+        target.mkdir(parents=True, exist_ok=True)
+        source_dir = self.ws.dataset_dir(name) / f"v{meta.version}"
+        shutil.copy2(source_dir / meta.file, target / meta.file)
+        shutil.copy2(source_dir / META_FILE, target / META_FILE)
+        return target / meta.file
+
+    def jobs_using(self, name: str, version: int | None = None) -> list[str]:
+        """Jobs whose resolved.json names this dataset (any version when `version` is None)."""
+        users = []
+        if not self.ws.jobs.is_dir():
+            return users
+        for resolved in sorted(self.ws.jobs.glob("*/resolved.json")):
+            try:
+                datasets = json.loads(resolved.read_text(encoding="utf-8")).get("datasets") or []
+            except (OSError, ValueError, AttributeError):
+                continue  # an unreadable resolved.json is the job service's problem, not a reference
+            if any(d.get("name") == name and (version is None or d.get("version") == version) for d in datasets if isinstance(d, dict)):
+                users.append(resolved.parent.name)
+        return users
+
+    # -- deleting -----------------------------------------------------------------
+    def delete_version(self, name: str, version: int, force: bool = False) -> DatasetVersionMeta:
+        with self._lock(check_name(name, "dataset name")):
+            meta = self.version(name, version)
+            self._refuse_if_used(name, version, force)
+            self._remove(self.ws.dataset_dir(name) / f"v{meta.version}")
+            if not self._versions(name):
+                self._remove(self.ws.dataset_dir(name))
+            return meta
+
+    def delete(self, name: str, force: bool = False) -> list[DatasetVersionMeta]:
+        with self._lock(check_name(name, "dataset name")):
+            info = self.get(name)
+            self._refuse_if_used(name, None, force)
+            self._remove(self.ws.dataset_dir(name))
+            return info.versions
+
+    def _refuse_if_used(self, name: str, version: int | None, force: bool) -> None:
+        users = self.jobs_using(name, version)
+        if users and not force:
+            what = f"{name}@{version}" if version is not None else f"dataset {name!r}"
+            raise ConflictError(
+                f"{what} is used by jobs: {', '.join(users)}",
+                field="dataset",
+                hint="delete those jobs first, or force it (the jobs keep their own copy under jobs/<job>/files)",
+            )
+
+    def _remove(self, folder: Path) -> None:
+        """Rename away first (one atomic step), then delete at leisure."""
+        trash = self.ws.new_tmp_dir("trash-")
+        os.rename(folder, trash / folder.name)
+        shutil.rmtree(trash, ignore_errors=True)
