@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     api_token: str | None = Field(default=None, description="Bearer token; required to bind the API to a non-loopback address.")
     max_upload_mb: int = Field(default=512, description="Largest dataset upload accepted by the API, in MiB.")
     max_concurrent_jobs: int | None = Field(default=None, description="Jobs run at once; default 1 on CPU, one per GPU.")
+    training_command: str | None = Field(
+        default=None,
+        description="Command that runs one job, with {python} and {job_dir} placeholders (e.g. 'accelerate launch -m nocodetune.training {job_dir}'); default: {python} -m nocodetune.training {job_dir}.",
+    )
+    cancel_grace_seconds: float = Field(default=60.0, description="How long a cancelled job may take to save its checkpoint before it is killed.")
 
 
 def get_settings() -> Settings:

@@ -1,0 +1,72 @@
+"""`GET /api/jobs/{name}/events` as Server-Sent Events.
+
+Each event is sent with `id:` = the byte offset just after its line in events.jsonl, so a
+client that reconnects (Last-Event-ID, or ?after=) misses nothing and sees nothing twice.
+The stream ends once the job is no longer queued or running and everything was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi.concurrency import run_in_threadpool
+
+from nocodetune.events import Event
+from nocodetune.jobs.service import JobService
+from nocodetune.jobs.status import ACTIVE
+
+HEARTBEAT_S = 15.0
+
+
+def read_lines_with_offsets(path: Path, offset: int) -> list[tuple[Event, int]]:
+    """Complete events after `offset`, each with the offset after its line."""
+    if not path.exists():
+        return []
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        chunk = fh.read()
+    out: list[tuple[Event, int]] = []
+    position = offset
+    for raw in chunk.splitlines(keepends=True):
+        if not raw.endswith(b"\n"):
+            break
+        position += len(raw)
+        try:
+            out.append((Event.model_validate(json.loads(raw)), position))
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
+def format_sse(event: Event, offset: int) -> str:
+    return f"id: {offset}\nevent: {event.type}\ndata: {json.dumps(event.data(), default=str)}\n\n"
+
+
+async def stream_events(service: JobService, name: str, after: int, poll_s: float = 0.5) -> AsyncIterator[str]:
+    path = service.ws.job(name).events
+    offset = after
+    idle = 0.0
+    yield "retry: 2000\n\n"
+    while True:
+        batch = await run_in_threadpool(read_lines_with_offsets, path, offset)
+        for event, end in batch:
+            offset = end
+            yield format_sse(event, end)
+        if not batch:
+            status = (await run_in_threadpool(service.get, name)).status
+            if status not in ACTIVE:
+                # one last look: the final event may have landed after our read
+                tail = await run_in_threadpool(read_lines_with_offsets, path, offset)
+                for event, end in tail:
+                    yield format_sse(event, end)
+                return
+            idle += poll_s
+            if idle >= HEARTBEAT_S:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+        else:
+            idle = 0.0
+        await asyncio.sleep(poll_s)

@@ -1,0 +1,126 @@
+"""Turn registry rows and job folders into the jobs routes' response bodies."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from nocodetune import db
+from nocodetune.api.jobs_models import JobDetail, JobSummary, Lineage, Metrics, OutputFile, Progress, RunInfo
+from nocodetune.config.resolved import ResolvedJob
+from nocodetune.db import JobRow, RunRow
+from nocodetune.errors import ConfigError, NotFoundError
+from nocodetune.events import read_events
+from nocodetune.jobs.registry import PROGRESS_KEYS, row_summary
+from nocodetune.workspace import Workspace
+
+
+def summary(row: JobRow) -> JobSummary:
+    data = row_summary(row)
+    data["progress"] = Progress(**{key: getattr(row, key) for key in PROGRESS_KEYS})
+    return JobSummary(**data)
+
+
+def detail(ws: Workspace, row: JobRow) -> JobDetail:
+    from nocodetune.jobs.create import children_of
+
+    paths = ws.job(row.name)
+    try:
+        resolved = ResolvedJob.read(paths.resolved_json)
+    except (OSError, ValueError) as exc:  # edited by hand, or half-copied
+        raise ConfigError(f"jobs/{row.name}/resolved.json cannot be read: {exc}", file=f"jobs/{row.name}/resolved.json") from None
+    with db.session(ws) as s:
+        runs = list(s.scalars(select(RunRow).where(RunRow.job_id == row.id).order_by(RunRow.n)))
+    model = next((p for p in (paths.merged_dir, paths.model_dir, paths.adapter_dir) if p.is_dir() and any(p.iterdir())), None)
+    return JobDetail(
+        **summary(row).model_dump(),
+        config=resolved.config.model_dump(mode="json"),
+        sources=resolved.sources,
+        lineage=Lineage(
+            base=resolved.lineage.base,
+            base_chain=resolved.lineage.base_chain,
+            parent=resolved.lineage.parent,
+            parent_chain=resolved.lineage.parent_chain,
+            children=children_of(ws, row.name),
+        ),
+        datasets=[d.model_dump() for d in resolved.datasets],
+        runs=[
+            RunInfo(
+                n=r.n, executor=r.executor, pid=r.pid, gpu=r.gpu, status=r.status, exit_code=r.exit_code,
+                started_at=db.as_utc(r.started_at), ended_at=db.as_utc(r.ended_at), log_file=r.log_file,
+            )
+            for r in runs
+        ],
+        model_path=str(model.relative_to(paths.root)) if model else None,
+    )
+
+
+def log_tail(ws: Workspace, name: str, run: int | None, tail: int) -> tuple[int | None, str | None, list[str]]:
+    paths = ws.job(name)
+    logs = paths.run_logs()
+    if run is not None:
+        path = paths.run_log(run)
+        if not path.is_file():
+            raise NotFoundError(f"job {name!r} has no run {run}", field="run", hint=f"runs with logs: {', '.join(p.stem for p in logs) or 'none'}")
+    elif logs:
+        path = logs[-1]
+    else:
+        return None, None, []
+    number = int(path.stem.split("-")[1])
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return number, str(path.relative_to(paths.root)), lines[-tail:] if tail else []
+
+
+def metrics(ws: Workspace, name: str) -> Metrics:
+    paths = ws.job(name)
+    values: dict[str, Any] | None = None
+    if paths.metrics_json.is_file():
+        try:
+            values = json.loads(paths.metrics_json.read_text(encoding="utf-8"))
+        except ValueError:
+            values = None  # being written
+    events, _ = read_events(paths.events)
+    last_start = max((i for i, e in enumerate(events) if e.type == "started"), default=0)
+    history = [e.data() for e in events[last_start:] if e.type in ("log", "eval")]
+    return Metrics(metrics=values, history=history)
+
+
+def samples(ws: Workspace, name: str) -> list[dict[str, Any]]:
+    path = ws.job(name).samples_jsonl
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def output_files(ws: Workspace, name: str) -> list[OutputFile]:
+    root = ws.job(name).outputs
+    if not root.is_dir():
+        return []
+    files = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = path.stat()
+        files.append(OutputFile(path=path.relative_to(root).as_posix(), size=stat.st_size, modified=datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
+    return files
+
+
+def output_path(ws: Workspace, name: str, relative: str) -> Path:
+    """The file `relative` inside the job's outputs; refuses anything that leaves them."""
+    from nocodetune.errors import UnsafeNameError
+
+    root = ws.job(name).outputs.resolve()
+    target = (root / relative).resolve()
+    if root not in target.parents:
+        raise UnsafeNameError(f"path {relative!r} is outside the outputs of job {name!r}", file=relative)
+    if not target.is_file():
+        raise NotFoundError(f"job {name!r} has no output {relative!r}", file=relative, hint=f"list them with GET /api/jobs/{name}/outputs")
+    return target
