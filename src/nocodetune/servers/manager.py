@@ -1,0 +1,269 @@
+"""The AI server manager: start, list, inspect, tail and stop the servers of a workspace.
+
+Kinds: `api` (REST + web UI), `data` (files routes: the seed's data load server), `jobs`
+(jobs routes: the seed's fine-tuning server) and `model` (an OpenAI-compatible server for a
+job's output or a local model). A background server is a detached process whose output
+goes to `logs/<kind>/<timestamp>.log`; `start` returns once its /health answers, so a
+caller can use the URL at once. Foreground servers run in the caller's process: the face
+that calls `start` passes `run_foreground`, because only faces may import the API app.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from nocodetune.errors import ConfigError, ConflictError, NocodetuneError, NotFoundError
+from nocodetune.servers import process, records
+from nocodetune.servers.ports import free_port, is_loopback, port_is_free, url_for
+from nocodetune.servers.records import SERVER_KINDS, ServerKind, ServerRecord
+from nocodetune.settings import get_settings
+from nocodetune.workspace import Workspace
+
+STARTUP_TIMEOUT_S = {"api": 90.0, "data": 90.0, "jobs": 90.0, "model": 900.0}  # a model may convert a GGUF first
+_PORT_RETRIES = 3
+_ROUTES = {"api": "files, jobs, servers routes and the web UI", "data": "dataset files routes", "jobs": "jobs routes"}
+
+
+class ServerPlan(BaseModel):
+    """A validated request to run a server: everything `start` needs, nothing started yet."""
+
+    workspace: Path
+    kind: ServerKind
+    host: str
+    port: int | None = Field(None, description="None: pick a free port at start.")
+    job: str | None = None
+    job_dir: Path | None = None
+    model: str | None = None
+    serves: str
+
+    def command(self, port: int) -> list[str]:
+        """The command line of the server process (what a background start spawns)."""
+        if self.kind == "model":
+            source = ["--job-dir", str(self.job_dir)] if self.job_dir else ["--model", str(self.model)]
+            return [sys.executable, "-m", "nocodetune.serving", *source, "--host", self.host, "--port", str(port)]
+        return [
+            sys.executable, "-m", "nocodetune", "--workspace", str(self.workspace),
+            "server", "start", self.kind, "--host", self.host, "--port", str(port), "--managed",
+        ]  # fmt: skip
+
+
+class ServerInfo(ServerRecord):
+    """A record plus what only a live look can tell."""
+
+    uptime_seconds: float
+    healthy: bool
+
+
+def plan(ws: Workspace, kind: str, *, job: str | None = None, model: str | None = None, host: str = "127.0.0.1", port: int | None = None) -> ServerPlan:
+    """Check a start request without starting anything; every refusal names its field."""
+    ws.require()
+    if kind not in SERVER_KINDS:
+        raise ConfigError(f"unknown server kind {kind!r}; choose one of {', '.join(SERVER_KINDS)}", field="kind")
+    if not is_loopback(host) and not get_settings().api_token:
+        raise ConfigError(
+            f"refusing to listen on {host}: a server reachable from the network needs an API token",
+            field="host",
+            hint="set NOCODETUNE_API_TOKEN=<secret> (clients send it as 'Authorization: Bearer <secret>'), or use --host 127.0.0.1",
+        )
+    if port is not None:
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"port {port} is not between 1 and 65535", field="port")
+        if not port_is_free(host, port):
+            raise ConflictError(f"port {port} on {host} is already in use", field="port", hint="leave out --port to pick a free one")
+    if kind != "model":
+        if job or model:
+            raise ConfigError(f"a {kind} server serves the workspace; --job and --model are only for `model` servers", field="job" if job else "model")
+        return ServerPlan(workspace=ws.root, kind=kind, host=host, port=port, serves=_ROUTES[kind])
+    if job and model:
+        raise ConfigError("give either --job or --model, not both", field="model")
+    if job:
+        from nocodetune.serving.loader import job_output  # light: no torch at import
+
+        paths = ws.job(job)
+        if not paths.root.is_dir():
+            raise NotFoundError(f"job {job!r} does not exist", field="job", hint="list jobs with `nocodetune job list`")
+        output_kind, folder = job_output(paths)
+        return ServerPlan(workspace=ws.root, kind=kind, host=host, port=port, job=job, job_dir=paths.root, serves=f"job {job} ({output_kind})")
+    from nocodetune.config.schema import ModelSection
+    from nocodetune.model_source import resolve_model
+
+    model = model or "default"
+    resolved = resolve_model(ModelSection(source=model))  # a clear error now, not in the log later
+    return ServerPlan(workspace=ws.root, kind=kind, host=host, port=port, model=model, serves=f"model {resolved.display_name}")
+
+
+def start(
+    ws: Workspace,
+    kind: str,
+    *,
+    job: str | None = None,
+    model: str | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    background: bool = False,
+    run_foreground: Callable[[ServerPlan, int], None] | None = None,
+    startup_timeout: float | None = None,
+) -> ServerRecord:
+    """Start a server. Background: returns its record once /health answers 200.
+    Foreground: records this process and calls `run_foreground(plan, port)` until it returns."""
+    the_plan = plan(ws, kind, job=job, model=model, host=host, port=port)
+    if background:
+        return _start_background(ws, the_plan, startup_timeout or STARTUP_TIMEOUT_S[the_plan.kind])
+    if run_foreground is None:
+        raise ValueError("a foreground start needs run_foreground (the face that runs the server)")
+    chosen = the_plan.port or free_port(host)
+    record = _record(ws, the_plan, chosen, os.getpid(), process.create_time(os.getpid()) or 0.0, None, background=False)
+    records.save(ws, record)
+    try:
+        run_foreground(the_plan, chosen)
+    finally:
+        records.remove(ws, record)
+    return record
+
+
+def _start_background(ws: Workspace, the_plan: ServerPlan, timeout: float) -> ServerRecord:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NOCODETUNE_WORKSPACE": str(ws.root)}
+    for attempt in range(1 if the_plan.port else _PORT_RETRIES):
+        port = the_plan.port or free_port(the_plan.host)
+        log_path = ws.server_logs(the_plan.kind) / f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')}.log"
+        command = the_plan.command(port)
+        pid, created = process.spawn(command, log_path, env)
+        record = _record(ws, the_plan, port, pid, created, log_path, background=True, command=command)
+        records.save(ws, record)
+        failure = _wait_healthy(record, timeout)
+        if failure is None:
+            return record
+        process.terminate(pid, created, own_group=True, timeout=5)
+        records.remove(ws, record)
+        tail = _tail(log_path, 20)
+        if "address already in use" in tail.lower() and not the_plan.port and attempt + 1 < _PORT_RETRIES:
+            continue  # another process took the free port first: pick another
+        raise NocodetuneError(f"the {the_plan.kind} server did not start: {failure}", file=str(log_path), hint=f"last lines of its log:\n{tail}")
+    raise AssertionError("unreachable")
+
+
+def _record(
+    ws: Workspace, the_plan: ServerPlan, port: int, pid: int, created: float, log_path: Path | None, *, background: bool, command: list[str] | None = None
+) -> ServerRecord:
+    return ServerRecord(
+        id=f"{the_plan.kind}-{port}",
+        kind=the_plan.kind,
+        pid=pid,
+        pid_create_time=created,
+        host=the_plan.host,
+        port=port,
+        url=url_for(the_plan.host, port),
+        serves=the_plan.serves,
+        job=the_plan.job,
+        model=the_plan.model,
+        log_path=str(log_path) if log_path else None,
+        background=background,
+        command=command or [],
+    )
+
+
+def _wait_healthy(record: ServerRecord, timeout: float) -> str | None:
+    """None once GET /health answers 200; else why not (exited, or timed out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.is_alive(record.pid, record.pid_create_time):
+            code = process.exit_code(record.pid)
+            return f"the process exited{f' with code {code}' if code is not None else ''}"
+        if _healthy(record.url, timeout=2.0):
+            return None
+        time.sleep(0.25)
+    return f"no answer from {record.url}/health within {timeout:.0f} s"
+
+
+def _healthy(url: str, timeout: float = 1.0) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def list_servers(ws: Workspace, *, check_health: bool = True) -> list[ServerInfo]:
+    """Running servers; records of servers whose process has gone are deleted."""
+    out = []
+    now = datetime.now(timezone.utc)
+    for record in records.load_all(ws):
+        if not process.is_alive(record.pid, record.pid_create_time):
+            records.remove(ws, record)
+            continue
+        healthy = _healthy(record.url) if check_health else True
+        out.append(ServerInfo(**record.model_dump(), uptime_seconds=(now - record.started_at).total_seconds(), healthy=healthy))
+    return out
+
+
+def _find(ws: Workspace, server_id: str) -> ServerRecord:
+    for record in records.load_all(ws):
+        if record.id == server_id:
+            return record
+    known = ", ".join(r.id for r in records.load_all(ws)) or "none"
+    raise NotFoundError(f"no server {server_id!r} (running: {known})", field="id", hint="see `nocodetune server list`")
+
+
+def status(ws: Workspace, server_id: str) -> ServerInfo:
+    record = _find(ws, server_id)
+    if not process.is_alive(record.pid, record.pid_create_time):
+        records.remove(ws, record)
+        raise NotFoundError(f"server {server_id!r} is no longer running", field="id", file=record.log_path, hint="its log file is kept")
+    now = datetime.now(timezone.utc)
+    return ServerInfo(**record.model_dump(), uptime_seconds=(now - record.started_at).total_seconds(), healthy=_healthy(record.url))
+
+
+def logs(ws: Workspace, server_id: str, *, tail: int = 200, follow: bool = False, poll_s: float = 0.5) -> Iterator[str]:
+    """The last `tail` lines of a server's log; with `follow`, then new lines until it stops."""
+    record = _find(ws, server_id)
+    if not record.log_path:
+        raise NotFoundError(f"server {server_id!r} runs in the foreground of another terminal and has no log file", field="id")
+    path = Path(record.log_path)
+    if not path.is_file():
+        raise NotFoundError(f"log file of server {server_id!r} is missing", file=str(path))
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = fh.readlines()
+        yield from (line.rstrip("\n") for line in lines[-tail:] if tail > 0)
+        if not follow:
+            return
+        pending = ""
+        while True:
+            chunk = fh.readline()
+            if chunk:
+                pending += chunk
+                if pending.endswith("\n"):
+                    yield pending.rstrip("\n")
+                    pending = ""
+                continue
+            if not process.is_alive(record.pid, record.pid_create_time):
+                if pending:
+                    yield pending
+                return
+            time.sleep(poll_s)
+
+
+def stop(ws: Workspace, server_id: str, *, timeout: float = 10.0) -> ServerRecord:
+    """SIGTERM, wait up to `timeout`, then SIGKILL; the record goes either way."""
+    record = _find(ws, server_id)
+    process.terminate(record.pid, record.pid_create_time, own_group=record.background, timeout=timeout)
+    records.remove(ws, record)
+    return record
+
+
+def stop_all(ws: Workspace, *, timeout: float = 10.0) -> list[ServerRecord]:
+    return [stop(ws, record.id, timeout=timeout) for record in records.load_all(ws)]
+
+
+def _tail(path: Path, n: int) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
