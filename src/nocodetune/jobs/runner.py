@@ -25,7 +25,7 @@ from nocodetune.db import JobRow, RunRow
 from nocodetune.errors import ConflictError
 from nocodetune.events import TERMINAL_TYPES, Event, read_events
 from nocodetune.jobs.lock import RunLock
-from nocodetune.jobs.process import is_same_process, process_start_time, reap, signal_group, spawn
+from nocodetune.processes import create_time, is_same_process, reap, signal_group, spawn_detached
 from nocodetune.jobs.registry import PROGRESS_KEYS, apply_events, current_run, get_row, next_run_number
 from nocodetune.jobs.status import ACTIVE, INTERRUPTED, TERMINAL, JobStatus, check_can_run, status_from_exit
 from nocodetune.settings import get_settings
@@ -113,9 +113,9 @@ def launch_run(
             n = next_run_number(s, ws, row)
             offset = paths.events.stat().st_size if paths.events.exists() else 0
             argv = (command or training_command)(paths.root)
-            popen = spawn(argv, cwd=paths.root, log_path=paths.run_log(n), env=_child_env(ws, n, resume, gpu), keep_fds=(lock.fd,) if lock.fd is not None else ())
+            popen = spawn_detached(argv, cwd=paths.root, log_path=paths.run_log(n), env=_child_env(ws, n, resume, gpu), keep_fds=(lock.fd,) if lock.fd is not None else ())
             spawned = True
-            handle = RunHandle(job=name, n=n, pid=popen.pid, pid_started_at=process_start_time(popen.pid) or time.time(), events_offset=offset, popen=popen, gpu=gpu)
+            handle = RunHandle(job=name, n=n, pid=popen.pid, pid_started_at=create_time(popen.pid) or time.time(), events_offset=offset, popen=popen, gpu=gpu)
             _record_start(s, row, handle, executor)
         return handle
     finally:

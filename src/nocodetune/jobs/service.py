@@ -19,7 +19,7 @@ from nocodetune.errors import ConflictError
 from nocodetune.events import TERMINAL_TYPES, Event, read_events
 from nocodetune.jobs.executor import LocalExecutor, detect_gpus, plan_slots
 from nocodetune.jobs.lock import is_locked
-from nocodetune.jobs.process import signal_group
+from nocodetune.processes import signal_group
 from nocodetune.jobs.registry import apply_events, current_run, get_row, query_rows, sync_jobs
 from nocodetune.jobs.runner import CommandFactory, RunHandle, attach_run, finalize_run, follow_run, followed_here, launch_run, request_cancel
 from nocodetune.jobs.status import JobStatus, check_can_run

@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from nocodetune.errors import ConfigError, ConflictError, NocodetuneError, NotFoundError
+from nocodetune.processes import create_time
 from nocodetune.servers import process, records
 from nocodetune.servers.ports import free_port, is_loopback, port_is_free, url_for
 from nocodetune.servers.records import SERVER_KINDS, ServerKind, ServerRecord
@@ -119,7 +120,7 @@ def start(
     if run_foreground is None:
         raise ValueError("a foreground start needs run_foreground (the face that runs the server)")
     chosen = the_plan.port or free_port(host)
-    record = _record(ws, the_plan, chosen, os.getpid(), process.create_time(os.getpid()) or 0.0, None, background=False)
+    record = _record(ws, the_plan, chosen, os.getpid(), create_time(os.getpid()) or 0.0, None, background=False)
     records.save(ws, record)
     try:
         run_foreground(the_plan, chosen)

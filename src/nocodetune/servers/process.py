@@ -1,8 +1,4 @@
-"""Processes of background servers: spawn detached, recognise, and stop.
-
-A pid alone is not an identity (pids are reused), so a server process is recognised by
-pid AND its psutil create time.
-"""
+"""Background server processes: remember our children (to reap them and read exit codes) and stop them."""
 
 from __future__ import annotations
 
@@ -12,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import psutil
+from nocodetune.processes import create_time, is_same_process, signal_group, spawn_detached
 
 # Children spawned by this process, kept to reap them (no zombies in long-lived callers).
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -20,19 +16,10 @@ _exit_codes: dict[int, int] = {}
 
 
 def spawn(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> tuple[int, float]:
-    """Start `command` in its own session with output to `log_path`; return (pid, create_time)."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env, close_fds=True)
+    """Start `command` detached with output to `log_path`; return (pid, create_time)."""
+    proc = spawn_detached(command, log_path=log_path, env=env)
     _children[proc.pid] = proc
-    return proc.pid, psutil.Process(proc.pid).create_time()
-
-
-def create_time(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
+    return proc.pid, create_time(proc.pid) or time.time()
 
 
 def is_alive(pid: int, created: float) -> bool:
@@ -41,13 +28,7 @@ def is_alive(pid: int, created: float) -> bool:
     if child is not None and child.poll() is not None:
         _exit_codes[pid] = _children.pop(pid).returncode
         return False
-    try:
-        proc = psutil.Process(pid)
-        if abs(proc.create_time() - created) > 0.05:
-            return False  # the pid now belongs to another process
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
+    return is_same_process(pid, created)
 
 
 def exit_code(pid: int) -> int | None:
@@ -82,10 +63,10 @@ def terminate(pid: int, created: float, *, own_group: bool, timeout: float = 10.
 
 
 def _signal(pid: int, sig: signal.Signals, own_group: bool) -> None:
+    if own_group:
+        signal_group(pid, sig)
+        return
     try:
-        if own_group:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
+        os.kill(pid, sig)
     except ProcessLookupError:
         pass

@@ -1,7 +1,7 @@
-"""Training processes: spawn one in its own process group, recognise it later, signal it.
+"""Child processes that outlive their parent: spawn detached, recognise later, signal.
 
-A pid alone is not an identity (pids are reused), so a process is (pid, start time) and
-is only "ours" while both match.
+A pid alone is not an identity (pids are reused), so a process is (pid, create time) and
+is only "ours" while both match. Jobs and servers both rely on this.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from pathlib import Path
 
 import psutil
 
+_SAME_START_TOLERANCE_S = 0.1  # psutil reports start times in clock ticks (1/100 s)
 
-def process_start_time(pid: int) -> float | None:
+
+def create_time(pid: int) -> float | None:
     try:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
@@ -29,7 +31,7 @@ def is_same_process(pid: int | None, started_at: float | None) -> bool:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
-        return abs(proc.create_time() - started_at) < 1.0
+        return abs(proc.create_time() - started_at) < _SAME_START_TOLERANCE_S
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
@@ -45,8 +47,20 @@ def reap(pid: int) -> int | None:
     return os.waitstatus_to_exitcode(status)
 
 
-def spawn(command: list[str], *, cwd: Path, log_path: Path, env: dict[str, str], keep_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
-    """Start `command` in a new session (its own process group), output appended to `log_path`."""
+def spawn_detached(
+    command: list[str],
+    *,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    keep_fds: tuple[int, ...] = (),
+) -> subprocess.Popen[bytes]:
+    """Start `command` in a new session (its own process group), output appended to `log_path`.
+
+    A new session means Ctrl-C in the caller's terminal does not reach it; stopping it
+    is `signal_group`'s job.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             command,
@@ -55,7 +69,7 @@ def spawn(command: list[str], *, cwd: Path, log_path: Path, env: dict[str, str],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in a terminal must not hit it; cancel signals the group
+            start_new_session=True,
             pass_fds=keep_fds,
         )
 
