@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from nocodetune import db
 from nocodetune.api.app import create_app
@@ -21,33 +15,12 @@ from nocodetune.jobs.bootstrap import init_workspace
 from nocodetune.jobs.service import JobService
 from nocodetune.workspace import Workspace
 from tests.jobs.conftest import fake_command
+from tests.live_server import serve_in_thread
 
 TINY_CSV = "prompt,completion\n" + "".join(f"What is {i} plus {i}?,{2 * i}\n" for i in range(24))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """Serve `app` until the block ends; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="test-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
+live_server = serve_in_thread  # used as a context manager by the tests
 
 
 def read_sse(client: httpx.Client, url: str, timeout: float = 120) -> list[dict]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +13,7 @@ from nocodetune.config.schema import JobConfig
 from nocodetune.data.models import DatasetVersionMeta
 from nocodetune.data.store import DatasetStore
 from nocodetune.workspace import Workspace
+from tests.live_server import serve_in_thread
 
 REVIEWS_CSV = 'review,label\n"great, works well",positive\nbroke after a day,negative\n'
 
@@ -64,32 +62,12 @@ def fake_job(ws: Workspace, job: str, *metas: DatasetVersionMeta, store: Dataset
     return paths.root
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live_server(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The files routes served by uvicorn on 127.0.0.1 in a thread, with a 1 MiB upload limit."""
-    import uvicorn
-
     from nocodetune.api.app import create_app
 
     monkeypatch.setenv("NOCODETUNE_MAX_UPLOAD_MB", "1")
     monkeypatch.delenv("NOCODETUNE_API_TOKEN", raising=False)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ws, routes=("files",)), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("files server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(create_app(ws, routes=("files",))) as url:
+        yield url

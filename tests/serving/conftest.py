@@ -3,8 +3,6 @@ a LoRA adapter laid out like a finished job's outputs."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -13,27 +11,16 @@ from typing import Any
 
 import pytest
 
-from nocodetune.servers.ports import free_port
+from tests.live_server import serve_in_thread
 
 
 @contextmanager
 def live_server(app: Any) -> Iterator[str]:
     """Serve `app` on a free loopback port; stop it (and its engine) on exit."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{server.config.port}"
+        with serve_in_thread(app) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(15)
         app.state.engine.shutdown()
 
 

@@ -6,14 +6,13 @@ tried to fetch anything from the internet would break visibly instead of leaking
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 import pytest
+
+from tests.live_server import serve_in_thread
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -52,42 +51,22 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
     return {**browser_context_args, "viewport": VIEWPORTS["laptop"]}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LiveServer:
-    """uvicorn serving create_app() in a daemon thread; stopped by the fixture."""
+    """The whole API (+ UI) for one workspace, served in a thread on 127.0.0.1."""
 
     def __init__(self, workspace: Path) -> None:
-        import uvicorn
-
         from nocodetune.api.app import create_app
 
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(workspace)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self._serving = serve_in_thread(self.app)
+        self.url = ""
 
     def start(self) -> "LiveServer":
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("the API server did not start")
+        self.url = self._serving.__enter__()
+        return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+        self._serving.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
@@ -17,7 +14,7 @@ from fastapi.testclient import TestClient
 from nocodetune.api.app import create_app
 from nocodetune.errors import UnsafeNameError
 from nocodetune.ui.routes import PAGES, server_base_url
-from tests.ui.conftest import _free_port
+from tests.live_server import serve_in_thread
 
 
 @pytest.fixture
@@ -77,7 +74,6 @@ def test_proxy_refuses_other_hosts(url: str) -> None:
 @pytest.fixture
 def fake_model_server() -> Iterator[str]:
     """A stand-in OpenAI-compatible server that streams three chunks."""
-    import uvicorn
 
     upstream = FastAPI()
 
@@ -90,20 +86,8 @@ def fake_model_server() -> Iterator[str]:
 
         return StreamingResponse(chunks(), media_type="text/event-stream")
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(upstream, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(url, timeout=0.5)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(upstream) as url:
+        yield url
 
 
 def test_proxy_streams_a_chat_reply_from_the_registered_server(ui_app: FastAPI, fake_model_server: str) -> None:
