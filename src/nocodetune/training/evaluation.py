@@ -1,0 +1,72 @@
+"""Generate answers for held-out prompts and score them (before and after training).
+
+This is what tells a user whether fine-tuning helped on *their* task: the same held-out
+prompts are answered by the starting model and by the trained one, and scored by exact
+match (after trimming whitespace) or by containment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nocodetune.training.examples import Example
+
+
+def prompt_and_expected(example: Example) -> tuple[list[dict[str, str]], str] | None:
+    if "prompt" not in example:
+        return None  # plain text has no question to ask
+    return example["prompt"], example["completion"][-1]["content"]
+
+
+def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int, batch_size: int = 16) -> list[str]:
+    """Greedy answers, batched with left padding."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    outputs: list[str] = []
+    device = next(model.parameters()).device
+    try:
+        for i in range(0, len(prompts), batch_size):
+            chunk = prompts[i : i + batch_size]
+            if getattr(tokenizer, "chat_template", None):
+                texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in chunk]
+            else:
+                texts = ["\n".join(m["content"] for m in p) + "\n" for p in chunk]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            with torch.no_grad():
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id)
+            for row in out[:, enc["input_ids"].shape[1] :]:
+                outputs.append(tokenizer.decode(row, skip_special_tokens=True))
+    finally:
+        tokenizer.padding_side = side
+        if was_training:
+            model.train()
+    return outputs
+
+
+def score(output: str, expected: str, metric: str) -> float:
+    if metric == "exact_match":
+        return float(output.strip() == expected.strip())
+    if metric == "contains":
+        return float(expected.strip() in output)
+    return 0.0
+
+
+def run_heldout(model: Any, tokenizer: Any, examples: list[Example], *, metric: str, limit: int, max_new_tokens: int) -> dict[str, Any]:
+    """Generations for up to `limit` held-out examples, with their score (None if metric is 'none')."""
+    pairs = [pe for pe in (prompt_and_expected(e) for e in examples[:limit]) if pe is not None]
+    if not pairs:
+        return {"score": None, "items": []}
+    answers = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens)
+    items = []
+    for (prompt, expected), answer in zip(pairs, answers):
+        item = {"prompt": prompt[-1]["content"], "expected": expected, "output": answer}
+        if metric != "none":
+            item["score"] = score(answer, expected, metric)
+        items.append(item)
+    value = sum(i["score"] for i in items) / len(items) if metric != "none" else None
+    return {"score": value, "items": items}

@@ -1,0 +1,108 @@
+"""Everything a finished job leaves in `outputs/`: model, metrics, plot, samples, model card.
+
+Final weights are written to a staging folder next to their target and renamed at the
+end, so a folder named `model/` or `adapter/` is always complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from nocodetune.config.resolved import ResolvedJob
+
+
+def save_atomically(target: Path, model: Any, tokenizer: Any) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the model server may run as another user
+    try:
+        model.save_pretrained(str(staging), safe_serialization=True)
+        tokenizer.save_pretrained(str(staging))
+        if target.exists():
+            shutil.rmtree(target)  # a rerun replaces the previous result
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_samples(path: Path, before: list[dict[str, Any]], after: list[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for stage, items in (("before", before), ("after", after)):
+            for item in items:
+                fh.write(json.dumps({"stage": stage, **item}, ensure_ascii=False) + "\n")
+
+
+def plot_loss(path: Path, history: list[dict[str, Any]]) -> Path | None:
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    if not train and not evals:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals), "o-", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_model_card(path: Path, job: ResolvedJob, metrics: dict[str, Any], model_path: Path, start: dict[str, Any]) -> None:
+    """A README.md that says what this model is, how it was made and from what data."""
+    data = "\n".join(f"- `{d.name}@{d.version}` ({d.file}, sha256 `{d.sha256[:16]}…`, {d.rows} rows)" for d in job.datasets) or "- (none)"
+    lineage = job.lineage
+    chain = " → ".join([*lineage.parent_chain, job.name]) if lineage.parent_chain else job.name
+    scores = ""
+    if metrics.get("heldout_score_before") is not None:
+        scores = (
+            f"\nHeld-out {job.config.evaluation.heldout_metric}: "
+            f"{metrics['heldout_score_before']:.2f} before → {metrics.get('heldout_score_after', 0):.2f} after training.\n"
+        )
+    keys = ("train_loss", "eval_loss", "perplexity", "tokens_seen", "train_runtime_seconds", "tokens_per_second")
+    table = "\n".join(f"| {k} | {metrics.get(k)} |" for k in keys)
+    text = f"""# {job.name}
+
+Fine-tuned with NoCodeTune ({job.config.method}) from **{start.get('model')}**.
+{job.config.description}
+
+- Output: `{model_path.relative_to(path.parent.parent) if model_path.is_relative_to(path.parent.parent) else model_path}`
+- Base jobs: {' → '.join(lineage.base_chain) or lineage.base or '(none)'}
+- Job lineage: {chain}
+- Started from: `{start.get('folder')}`{' + parents ' + ', '.join(start.get('parents', [])) if start.get('parents') else ''}
+
+## Data
+{data}
+
+## Results
+| metric | value |
+|---|---|
+{table}
+{scores}
+## Configuration
+```json
+{job.config.model_dump_json(indent=2)}
+```
+"""
+    path.write_text(text, encoding="utf-8")
