@@ -82,40 +82,10 @@ def row_to_example(row: dict[str, Any], fmt: str, cols: dict[str, str], system_p
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a snapshot file (jsonl, json, csv, tsv, parquet, xlsx, txt/md)."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".jsonl", ".ndjson"):
-            rows = []
-            with open(path, encoding="utf-8") as fh:
-                for i, line in enumerate(fh, start=1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except ValueError as exc:
-                            raise DataError(f"invalid JSON: {exc}", file=path.name, row=i) from exc
-            return rows
-        if suffix in (".txt", ".md"):
-            paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n")]
-            return [{"text": p} for p in paragraphs if p]
-        import pandas as pd
+    """Rows of a snapshot file, read by the same readers that accepted it into the store."""
+    from nocodetune.data.readers import read_snapshot
 
-        if suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return data if isinstance(data, list) else data.get("data", [data])
-        if suffix in (".csv", ".tsv"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-        elif suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        elif suffix in (".xlsx", ".xls"):
-            frame = pd.read_excel(path)
-        else:
-            raise DataError(f"training cannot read {suffix} files", file=path.name, hint="convert it to JSONL, CSV or Parquet")
-        return frame.to_dict(orient="records")
-    except DataError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path.name}: {exc}", file=path.name) from exc
+    return read_snapshot(path).rows
 
 
 def build_examples(rows: list[dict[str, Any]], section: DatasetSection, file: str) -> tuple[str, dict[str, str], list[Example]]:
