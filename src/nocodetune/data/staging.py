@@ -12,7 +12,6 @@ import hashlib
 import re
 import shutil
 import time
-from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
