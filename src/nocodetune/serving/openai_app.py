@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -296,7 +296,30 @@ def _data(payload: BaseModel | dict[str, Any]) -> str:
     return f"data: {body}\n\n"
 
 
-async def stream_chat(handle: GenerationHandle, body: ChatCompletionRequest, model: str, metrics: ServingMetrics, started: float) -> AsyncIterator[str]:
+async def _relay(
+    handle: GenerationHandle, opening: list[str], delta: Callable[[str], str], done: Callable[[Any], list[str]]
+) -> AsyncIterator[str]:
+    """Engine events → SSE lines, always closed by [DONE]; a client that leaves frees its slot."""
+    try:
+        for line in opening:
+            yield line
+        while True:
+            event = await handle.next_event()
+            if event.kind == "delta":
+                yield delta(event.text)
+            elif event.kind == "done":
+                for line in done(event):
+                    yield line
+                break
+            else:
+                yield _data({"error": ErrorBody(message=event.error or "generation failed", type="server_error", code="generation_failed").model_dump()})
+                break
+        yield "data: [DONE]\n\n"
+    finally:
+        handle.cancel()
+
+
+def stream_chat(handle: GenerationHandle, body: ChatCompletionRequest, model: str, metrics: ServingMetrics, started: float) -> AsyncIterator[str]:
     chunk_id, created = new_id("chatcmpl"), int(time.time())
 
     def chunk(delta: ChunkDelta, finish: str | None = None, usage_: Usage | None = None, choices: bool = True) -> str:
@@ -310,27 +333,17 @@ async def stream_chat(handle: GenerationHandle, body: ChatCompletionRequest, mod
             )
         )
 
-    try:
-        yield chunk(ChunkDelta(role="assistant", content=""))
-        while True:
-            event = await handle.next_event()
-            if event.kind == "delta":
-                yield chunk(ChunkDelta(content=event.text))
-            elif event.kind == "done":
-                yield chunk(ChunkDelta(), finish=event.finish_reason)
-                if body.include_usage_in_stream():
-                    yield chunk(ChunkDelta(), usage_=usage(event), choices=False)
-                metrics.observe_latency("chat", time.perf_counter() - started)
-                break
-            else:
-                yield _data({"error": ErrorBody(message=event.error or "generation failed", type="server_error", code="generation_failed").model_dump()})
-                break
-        yield "data: [DONE]\n\n"
-    finally:
-        handle.cancel()  # the client went away mid-stream: free the slot
+    def done(event: Any) -> list[str]:
+        lines = [chunk(ChunkDelta(), finish=event.finish_reason)]
+        if body.include_usage_in_stream():
+            lines.append(chunk(ChunkDelta(), usage_=usage(event), choices=False))
+        metrics.observe_latency("chat", time.perf_counter() - started)
+        return lines
+
+    return _relay(handle, [chunk(ChunkDelta(role="assistant", content=""))], lambda text: chunk(ChunkDelta(content=text)), done)
 
 
-async def stream_completion(
+def stream_completion(
     handle: GenerationHandle, body: CompletionRequest, model: str, metrics: ServingMetrics, started: float, prefix: str
 ) -> AsyncIterator[str]:
     chunk_id, created = new_id("cmpl"), int(time.time())
@@ -338,22 +351,11 @@ async def stream_completion(
     def chunk(text: str, finish: str | None = None) -> str:
         return _data(Completion(id=chunk_id, created=created, model=model, choices=[CompletionChoice(text=text, finish_reason=finish)]))
 
-    try:
-        if prefix:
-            yield chunk(prefix)
-        while True:
-            event = await handle.next_event()
-            if event.kind == "delta":
-                yield chunk(event.text)
-            elif event.kind == "done":
-                yield chunk("", finish=event.finish_reason)
-                if body.include_usage_in_stream():
-                    yield _data(Completion(id=chunk_id, created=created, model=model, choices=[], usage=usage(event)))
-                metrics.observe_latency("completions", time.perf_counter() - started)
-                break
-            else:
-                yield _data({"error": ErrorBody(message=event.error or "generation failed", type="server_error", code="generation_failed").model_dump()})
-                break
-        yield "data: [DONE]\n\n"
-    finally:
-        handle.cancel()
+    def done(event: Any) -> list[str]:
+        lines = [chunk("", finish=event.finish_reason)]
+        if body.include_usage_in_stream():
+            lines.append(_data(Completion(id=chunk_id, created=created, model=model, choices=[], usage=usage(event))))
+        metrics.observe_latency("completions", time.perf_counter() - started)
+        return lines
+
+    return _relay(handle, [chunk(prefix)] if prefix else [], chunk, done)
