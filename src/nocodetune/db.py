@@ -243,11 +243,6 @@ def list_servers(ws: Workspace, kind: str | None = None) -> list[ServerRow]:
         return list(s.scalars(query))
 
 
-def get_server(ws: Workspace, id: str) -> ServerRow | None:
-    with session(ws) as s:
-        return s.get(ServerRow, id)
-
-
 def remove_server(ws: Workspace, id: str) -> bool:
     with session(ws) as s:
         row = s.get(ServerRow, id)

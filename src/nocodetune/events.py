@@ -79,10 +79,3 @@ def read_events(path: Path, offset: int = 0) -> tuple[list[Event], int]:
             continue  # a corrupt line must not stop progress reporting
     return events, offset + consumed
 
-
-def last_event(path: Path, types: frozenset[str] | None = None) -> Event | None:
-    events, _ = read_events(path)
-    for event in reversed(events):
-        if types is None or event.type in types:
-            return event
-    return None

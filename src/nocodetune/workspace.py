@@ -32,6 +32,16 @@ def check_name(name: str, kind: str = "name") -> str:
     return name
 
 
+def resolve_within(root: Path, path: Path | str, what: str) -> Path:
+    """`path` (relative to `root`, or absolute) resolved, links included; refused if it leaves `root`."""
+    root = root.resolve()
+    p = Path(path)
+    resolved = (p if p.is_absolute() else root / p).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise UnsafeNameError(f"path {str(path)!r} is outside {what}", file=str(path))
+    return resolved
+
+
 @dataclass(frozen=True)
 class JobPaths:
     """Every file of one job folder. `nocodetune.training` reads only these."""
@@ -181,11 +191,7 @@ class Workspace:
 
     def inside(self, path: Path | str) -> Path:
         """Resolve `path` relative to the workspace and refuse it if it leaves it."""
-        p = Path(path)
-        resolved = (p if p.is_absolute() else self.root / p).resolve()
-        if resolved != self.root and self.root not in resolved.parents:
-            raise UnsafeNameError(f"path {str(path)!r} is outside the workspace {self.root}", file=str(path))
-        return resolved
+        return resolve_within(self.root, path, f"the workspace {self.root}")
 
     def new_tmp_dir(self, prefix: str) -> Path:
         import tempfile

@@ -16,7 +16,7 @@ from nocodetune.db import JobRow, RunRow
 from nocodetune.errors import ConfigError, NotFoundError
 from nocodetune.events import read_events
 from nocodetune.jobs.registry import PROGRESS_KEYS, row_summary
-from nocodetune.workspace import Workspace
+from nocodetune.workspace import Workspace, resolve_within
 
 
 def summary(row: JobRow) -> JobSummary:
@@ -115,12 +115,7 @@ def output_files(ws: Workspace, name: str) -> list[OutputFile]:
 
 def output_path(ws: Workspace, name: str, relative: str) -> Path:
     """The file `relative` inside the job's outputs; refuses anything that leaves them."""
-    from nocodetune.errors import UnsafeNameError
-
-    root = ws.job(name).outputs.resolve()
-    target = (root / relative).resolve()
-    if root not in target.parents:
-        raise UnsafeNameError(f"path {relative!r} is outside the outputs of job {name!r}", file=relative)
+    target = resolve_within(ws.job(name).outputs, relative, f"the outputs of job {name!r}")
     if not target.is_file():
         raise NotFoundError(f"job {name!r} has no output {relative!r}", file=relative, hint=f"list them with GET /api/jobs/{name}/outputs")
     return target
