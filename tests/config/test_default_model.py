@@ -10,22 +10,16 @@ from typer.testing import CliRunner
 from nocodetune.cli.main import app
 from nocodetune.config.resolved import ResolvedJob
 from nocodetune.config.validate import preflight
-from nocodetune.jobs import bootstrap
 from nocodetune.workspace import Workspace
 
 
 @pytest.mark.slow
 def test_shipped_workspace_validates_on_the_default_model(workspace_dir: Path) -> None:
-    if not bootstrap.DEMO_DATASET_FILE.is_file():
-        pytest.skip("the package ships no demo dataset yet")
     result = CliRunner().invoke(app, ["init", str(workspace_dir)])
     assert result.exit_code == 0, result.output
     ws = Workspace(workspace_dir)
     job = "demo_job"
-    if not ws.job(job).root.is_dir():  # the demo job asset is optional; make an equivalent one
-        job = "smol"
-        created = CliRunner().invoke(app, ["--workspace", str(workspace_dir), "job", "create", job, "--dataset", "demo"])
-        assert created.exit_code == 0, created.output
+    assert ws.job(job).resolved_json.is_file(), "init must create the shipped demo job"
     report = preflight(ws, ResolvedJob.read(ws.job(job).resolved_json), ws.job(job).root)
     assert report.ok, report.errors
     assert report.stats["model"] == "SmolLM2-135M-Instruct"
