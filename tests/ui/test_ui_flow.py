@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.ui.conftest import LiveServer
 
@@ -146,9 +147,10 @@ def test_whole_flow_in_the_browser(page: Any, live_server: LiveServer, tiny_mode
 
     # Clone with an edit: the clone keeps base and data, and records only what changed.
     page.click("#clone-link")
-    page.wait_for_selector("#f-training-max_steps")
-    assert page.input_value("#job-name") == "ui_job-2"
-    assert page.input_value("#f-training-max_steps") == "4" and page.input_value("#f-model-source") == str(tiny_model_dir)
+    # The fields appear before the clone's values arrive: expect() waits for them.
+    expect(page.locator("#job-name")).to_have_value("ui_job-2")
+    expect(page.locator("#f-training-max_steps")).to_have_value("4")
+    expect(page.locator("#f-model-source")).to_have_value(str(tiny_model_dir))
     page.fill("#f-training-max_steps", "6")
     shoot("clone")
     page.click("#create-btn")
