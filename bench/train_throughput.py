@@ -41,7 +41,7 @@ def make_examples(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def job_config(args: argparse.Namespace) -> Any:
-    from nocodetune.config.schema import JobConfig
+    from nocodetune.records.schema import JobConfig
 
     return JobConfig.model_validate(
         {
@@ -75,7 +75,7 @@ def eval_loss(model: Any, data: Any) -> float:
 
 
 def fresh_model(folder: Path, cfg: Any, dtype: str) -> Any:
-    from nocodetune.config.resolved import ResolvedJob
+    from nocodetune.records.job import ResolvedJob
     from nocodetune.training.models import _load_causal_lm, apply_lora
 
     model = _load_causal_lm(folder, dtype, "sdpa", False)
@@ -85,7 +85,7 @@ def fresh_model(folder: Path, cfg: Any, dtype: str) -> Any:
 def run_nocodetune(folder: Path, tokenizer: Any, cfg: Any, train: Any, out: Path) -> tuple[Any, float, int]:
     import torch
 
-    from nocodetune.config.resolved import ResolvedJob
+    from nocodetune.records.job import ResolvedJob
     from nocodetune.training.auto import resolve_runtime
     from nocodetune.training.trainer_setup import sft_config, sft_trainer_class
 

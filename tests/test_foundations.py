@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nocodetune.errors import UnsafeNameError
-from nocodetune.events import EventWriter, read_events
+from nocodetune.records.events import EventWriter, read_events
 from nocodetune.settings import Settings, apply_network_policy
 from nocodetune.workspace import Workspace, check_name
 

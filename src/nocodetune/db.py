@@ -10,9 +10,8 @@ NOCODETUNE_DATABASE_URL. The schema is owned by Alembic (`migrations/`).
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +21,11 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, Stri
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
-from nocodetune.events import Event, read_events
+from nocodetune.errors import NocodetuneError
+from nocodetune.records.dataset import DatasetVersionMeta, list_versions
+from nocodetune.records.events import read_events, summarize_events
+from nocodetune.records.job import read_resolved
+from nocodetune.records.runs import list_runs, settle_status
 from nocodetune.settings import get_settings
 from nocodetune.workspace import Workspace
 
@@ -267,36 +270,27 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def reindex_datasets(ws: Workspace) -> int:
-    """Replace dataset rows with what `files/*/v*/meta.json` says; return the number of versions."""
-    found: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for meta_path in sorted(ws.files.glob("*/v*/meta.json")) if ws.files.is_dir() else []:
-        vdir = meta_path.parent
-        if not vdir.name[1:].isdigit():
-            continue
+    """Replace dataset rows with what `files/*/v*/meta.json` say; return the number of versions."""
+    found: dict[str, list[DatasetVersionMeta]] = {}
+    for folder in sorted(ws.files.iterdir()) if ws.files.is_dir() else []:
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # a half-written version is not a version
-        found.setdefault(vdir.parent.name, []).append((int(vdir.name[1:]), meta if isinstance(meta, dict) else {}))
+            versions = list_versions(folder)
+        except NocodetuneError:
+            continue  # a damaged meta.json: the store reports it when the dataset is used
+        if versions:
+            found[folder.name] = versions
     count = 0
     with session(ws) as s:
         for row in s.scalars(select(DatasetRow)):
             s.delete(row)
         s.flush()
         for name, versions in found.items():
-            versions.sort(key=lambda item: item[0])
-            ds = DatasetRow(name=name, latest_version=versions[-1][0], created_at=_parse_time(versions[0][1].get("created_at")))
-            for number, meta in versions:
+            ds = DatasetRow(name=name, latest_version=versions[-1].version, created_at=as_utc(versions[0].created_at))
+            for meta in versions:
                 ds.versions.append(
                     DatasetVersionRow(
-                        version=number,
-                        sha256=meta.get("sha256"),
-                        file=meta.get("file") or meta.get("filename"),
-                        format=meta.get("format"),
-                        rows=meta.get("rows"),
-                        size_bytes=meta.get("size") or meta.get("size_bytes"),
-                        created_at=_parse_time(meta.get("created_at")),
-                        meta=meta,
+                        version=meta.version, sha256=meta.sha256, file=meta.file, format=meta.format, rows=meta.rows,
+                        size_bytes=meta.size_bytes, created_at=as_utc(meta.created_at), meta=meta.model_dump(mode="json"),
                     )
                 )
                 count += 1
@@ -304,41 +298,11 @@ def reindex_datasets(ws: Workspace) -> int:
     return count
 
 
-TERMINAL_STATUS = {"finished": "succeeded", "failed": "failed", "cancelled": "cancelled"}
-
-
-def summarize_events(events: Iterable[Event]) -> dict[str, Any]:
-    """Registry fields implied by a job's events: status, progress, error, times.
-
-    A `started` with no terminal event after it reads as "running"; whether it really
-    runs is for the caller to decide (a dead process means it was interrupted).
-    """
-    out: dict[str, Any] = {"status": "created"}
-    for ev in events:
-        data = ev.data()
-        when = datetime.fromtimestamp(ev.time, timezone.utc)
-        if ev.type == "started":
-            out.update(status="running", started_at=when, finished_at=None, error=None, error_kind=None)
-            if data.get("total_steps") is not None:
-                out["total_steps"] = data["total_steps"]
-        elif ev.type == "log":
-            for key in ("step", "total_steps", "loss", "progress", "eta_seconds", "tokens_per_second"):
-                if data.get(key) is not None:
-                    out[key] = data[key]
-        elif ev.type in TERMINAL_STATUS:
-            out.update(status=TERMINAL_STATUS[ev.type], finished_at=when, eta_seconds=0.0 if ev.type == "finished" else out.get("eta_seconds"))
-            if ev.type == "finished":
-                out["progress"] = 1.0
-            if ev.type == "failed":
-                out.update(error=data.get("error"), error_kind=data.get("kind"))
-    return out
-
-
 def reindex_jobs(ws: Workspace, is_running: Callable[[str], bool] = lambda _name: False) -> int:
     """Replace job rows with what `jobs/*/resolved.json` + `logs/events.jsonl` say.
 
-    Run history (pids) is not on disk, so it is dropped; `is_running(name)` tells which
-    jobs a live process still holds (the job service passes a lock probe).
+    Run history comes from the run records (`logs/run-<n>.json`); `is_running(name)` tells
+    which jobs a live process still holds (the job service passes a lock probe).
     """
     folders = sorted(p for p in ws.jobs.glob("*/resolved.json")) if ws.jobs.is_dir() else []
     with session(ws) as s:
@@ -356,25 +320,33 @@ def job_row_from_folder(ws: Workspace, name: str, is_running: Callable[[str], bo
     """A fresh registry row for a job folder (None when it has no readable resolved.json)."""
     paths = ws.job(name)
     try:
-        resolved = json.loads(paths.resolved_json.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        resolved = read_resolved(paths)
+    except NocodetuneError:
         return None
-    lineage = resolved.get("lineage") or {}
-    config = resolved.get("config") or {}
     events, _ = read_events(paths.events)
-    fields = summarize_events(events)
-    if fields["status"] == "running" and not is_running(name):
-        fields.update(status="failed", error="interrupted: the training process stopped without a final event", error_kind="killed")
-    runs = paths.run_logs()
-    return JobRow(
+    runs = list_runs(paths)
+    fields = settle_status(summarize_events(events), runs, alive=is_running(name))
+    logs = paths.run_logs()
+    current = max([r.n for r in runs] + [int(p.stem.split("-")[1]) for p in logs if p.stem.split("-")[1].isdigit()], default=None)
+    row = JobRow(
         name=name,
-        base=lineage.get("base"),
-        parent=lineage.get("parent"),
-        description=config.get("description") or "",
-        created_at=_parse_time(resolved.get("created_at")),
-        current_run=int(runs[-1].stem.split("-")[1]) if runs else None,
+        base=resolved.lineage.base,
+        parent=resolved.lineage.parent,
+        description=resolved.config.description,
+        created_at=_parse_time(resolved.created_at),
+        current_run=current,
         **fields,
     )
+    for run in runs:
+        row.runs.append(
+            RunRow(
+                n=run.n, executor=run.executor, pid=run.pid, pid_started_at=run.pid_started_at, gpu=run.gpu, exit_code=run.exit_code,
+                status=run.status, events_offset=run.events_offset, started_at=as_utc(run.started_at), ended_at=as_utc(run.ended_at),
+                log_file=run.log_file,
+            )
+        )
+    return row
+
 
 
 def reindex(ws: Workspace, is_running: Callable[[str], bool] = lambda _name: False) -> dict[str, int]:

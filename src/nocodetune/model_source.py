@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from nocodetune.config.schema import DEFAULT_MODEL, ModelSection
+from nocodetune.records.schema import DEFAULT_MODEL, ModelSection
 from nocodetune.errors import ModelNotFoundError
 from nocodetune.settings import Settings
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nocodetune.cli.main import app
-from nocodetune.config.resolved import ResolvedJob
+from nocodetune.records.job import ResolvedJob
 from nocodetune.jobs import bootstrap
 from nocodetune.workspace import Workspace
 from tests.config.conftest import job_folders

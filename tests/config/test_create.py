@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nocodetune.config.resolved import ResolvedJob
+from nocodetune.records.job import ResolvedJob
 from nocodetune.errors import ConfigError, ConflictError, NotFoundError, UnsafeNameError
 from nocodetune.jobs.create import clone_job, create_job, delete_job, plan_job
 from nocodetune.jobs.spec import JobSpec

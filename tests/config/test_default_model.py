@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nocodetune.cli.main import app
-from nocodetune.config.resolved import ResolvedJob
+from nocodetune.records.job import ResolvedJob
 from nocodetune.config.validate import preflight
 from nocodetune.workspace import Workspace
 

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pytest
 
 from nocodetune.config.legacy import map_legacy
-from nocodetune.config.resolved import ResolvedJob
+from nocodetune.records.job import ResolvedJob
 from nocodetune.errors import ConfigError
 from nocodetune.workspace import Workspace
 from tests.config.conftest import PAIRS, job_folders, write_jsonl

@@ -86,7 +86,7 @@ def test_report_numbers_on_a_small_dataset(ws: Workspace, dataset: str, tiny_mod
     lengths = _tokens(tiny_model_dir, rows)
     limit = sorted(lengths)[5]
     create_job(ws, JobSpec(name="v", dataset=dataset, set=tiny_set(**{"training.max_length": limit})))
-    from nocodetune.config.resolved import ResolvedJob
+    from nocodetune.records.job import ResolvedJob
 
     report = preflight(ws, ResolvedJob.read(ws.job("v").resolved_json), ws.job("v").root)
     assert report.ok, report.errors

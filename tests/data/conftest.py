@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nocodetune.config.resolved import ResolvedJob
-from nocodetune.config.schema import JobConfig
+from nocodetune.records.job import ResolvedJob
+from nocodetune.records.schema import JobConfig
 from nocodetune.data.models import DatasetVersionMeta
 from nocodetune.data.store import DatasetStore
 from nocodetune.workspace import Workspace

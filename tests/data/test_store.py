@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nocodetune.config.resolved import ResolvedJob
+from nocodetune.records.job import ResolvedJob
 from nocodetune.data.readers import read_snapshot
 from nocodetune.data.store import DatasetStore
 from nocodetune.errors import ConflictError, DataError, NotFoundError, UnsafeNameError

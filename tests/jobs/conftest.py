@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from nocodetune import db
-from nocodetune.config.resolved import ResolvedJob
-from nocodetune.config.schema import JobConfig
+from nocodetune.records.job import ResolvedJob
+from nocodetune.records.schema import JobConfig
 from nocodetune.workspace import Workspace
 
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from nocodetune.events import EventWriter  # noqa: E402
+from nocodetune.records.events import EventWriter  # noqa: E402
 
 
 def main() -> int:

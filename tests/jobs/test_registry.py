@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from nocodetune import db
 from nocodetune.data.store import DatasetStore
-from nocodetune.events import EventWriter
+from nocodetune.records.events import EventWriter
 from nocodetune.jobs.registry import lock_probe
 from nocodetune.jobs.service import JobService
 from tests.jobs.conftest import fake_command, make_job_folder

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from nocodetune import db
 from nocodetune.db import RunRow
 from nocodetune.errors import ConflictError, NotFoundError
-from nocodetune.events import Event
+from nocodetune.records.events import Event
 from nocodetune.jobs.runner import launch_run
 from nocodetune.jobs.service import JobService
 from tests.jobs.conftest import fake_command, make_job_folder, wait_for

@@ -45,8 +45,8 @@ def adapter_job_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from nocodetune.config.resolved import ResolvedJob
-    from nocodetune.config.schema import JobConfig, ModelSection
+    from nocodetune.records.job import ResolvedJob
+    from nocodetune.records.schema import JobConfig, ModelSection
     from nocodetune.workspace import JobPaths
 
     job = JobPaths(tmp_path_factory.mktemp("ws") / "jobs" / "lora_job")

@@ -119,7 +119,7 @@ def test_api_token_is_required_when_set(tiny_model_dir: Path) -> None:
     from nocodetune.serving.engine import GenerationEngine
     from nocodetune.serving.openai_app import create_app
     from nocodetune.serving.loader import load_model
-    from nocodetune.config.schema import ModelSection
+    from nocodetune.records.schema import ModelSection
 
     loaded = load_model(ModelSection(source=str(tiny_model_dir)))
     app = create_app(GenerationEngine(loaded.model, loaded.tokenizer), model_name="tiny", api_token="s3cret")

@@ -12,9 +12,9 @@ from typing import Any, Callable
 
 import pytest
 
-from nocodetune.config.resolved import DatasetSnapshot, Lineage, ResolvedJob
-from nocodetune.config.schema import JobConfig
-from nocodetune.events import read_events
+from nocodetune.records.job import DatasetSnapshot, Lineage, ResolvedJob
+from nocodetune.records.schema import JobConfig
+from nocodetune.records.events import read_events
 
 DATES = [
     ("March 5, 2021", "2021-03-05"),

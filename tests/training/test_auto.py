@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nocodetune.config.schema import JobConfig
+from nocodetune.records.schema import JobConfig
 from nocodetune.training.auto import resolve_runtime
 
 

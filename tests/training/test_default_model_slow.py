@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nocodetune.config.schema import ModelSection
+from nocodetune.records.schema import ModelSection
 from nocodetune.model_source import default_gguf_path, materialize, resolve_model
 from tests.training.conftest import events_of, make_job, run_training
 

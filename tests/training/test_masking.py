@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from nocodetune.config.schema import DatasetSection
+from nocodetune.records.schema import DatasetSection
 from nocodetune.errors import DataError
 from nocodetune.training.examples import build_examples, split_examples
 from nocodetune.training.tokenize import IGNORE, tokenize_example

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nocodetune.config.schema import ModelSection
+from nocodetune.records.schema import ModelSection
 from nocodetune.errors import ModelNotFoundError
 from nocodetune.model_source import converted_dir, default_gguf_path, load_tokenizer, materialize, resolve_model
 

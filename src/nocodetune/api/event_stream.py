@@ -10,35 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from fastapi.concurrency import run_in_threadpool
 
-from nocodetune.events import Event
+from nocodetune.records.events import Event, read_events_with_offsets
 from nocodetune.jobs.service import JobService
 from nocodetune.jobs.status import ACTIVE
 
 HEARTBEAT_S = 15.0
-
-
-def read_lines_with_offsets(path: Path, offset: int) -> list[tuple[Event, int]]:
-    """Complete events after `offset`, each with the offset after its line."""
-    if not path.exists():
-        return []
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        chunk = fh.read()
-    out: list[tuple[Event, int]] = []
-    position = offset
-    for raw in chunk.splitlines(keepends=True):
-        if not raw.endswith(b"\n"):
-            break
-        position += len(raw)
-        try:
-            out.append((Event.model_validate(json.loads(raw)), position))
-        except (ValueError, TypeError):
-            continue
-    return out
 
 
 def format_sse(event: Event, offset: int) -> str:
@@ -51,7 +30,7 @@ async def stream_events(service: JobService, name: str, after: int, poll_s: floa
     idle = 0.0
     yield "retry: 2000\n\n"
     while True:
-        batch = await run_in_threadpool(read_lines_with_offsets, path, offset)
+        batch = await run_in_threadpool(read_events_with_offsets, path, offset)
         for event, end in batch:
             offset = end
             yield format_sse(event, end)
@@ -59,7 +38,7 @@ async def stream_events(service: JobService, name: str, after: int, poll_s: floa
             status = (await run_in_threadpool(service.get, name)).status
             if status not in ACTIVE:
                 # one last look: the final event may have landed after our read
-                tail = await run_in_threadpool(read_lines_with_offsets, path, offset)
+                tail = await run_in_threadpool(read_events_with_offsets, path, offset)
                 for event, end in tail:
                     yield format_sse(event, end)
                 return

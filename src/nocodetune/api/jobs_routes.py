@@ -15,8 +15,8 @@ from nocodetune.api import jobs_views as views
 from nocodetune.api.deps import job_service, workspace
 from nocodetune.api.event_stream import stream_events
 from nocodetune.api.jobs_models import BaseInfo, CloneJobRequest, CreateJobRequest, DeleteResult, JobDetail, JobList, LogTail, Metrics, OutputFile
-from nocodetune.config.resolved import ResolvedJob
-from nocodetune.config.schema import JobConfig
+from nocodetune.records.job import read_resolved
+from nocodetune.records.schema import JobConfig
 from nocodetune.config.validate import ValidationReport
 from nocodetune.errors import NocodetuneError
 from nocodetune.jobs.preflight import preflight_isolated
@@ -101,7 +101,7 @@ def get_job(name: str, ws: Workspace = Depends(workspace), service: JobService =
 def validate_job(name: str, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> ValidationReport:
     service.get(name)  # 404 first
     paths = ws.job(name)
-    return preflight_isolated(ws, ResolvedJob.read(paths.resolved_json), paths.root)
+    return preflight_isolated(ws, read_resolved(paths), paths.root)
 
 
 @router.post("/jobs/{name}/run", response_model=JobDetail, status_code=202)
@@ -118,6 +118,12 @@ def resume_job(name: str, ws: Workspace = Depends(workspace), service: JobServic
 def cancel_job(name: str, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> JobDetail:
     """Queued: cancelled at once. Running: asked to checkpoint and stop (status follows)."""
     return views.detail(ws, service.cancel(name))
+
+
+@router.post("/jobs/{name}/pause", response_model=JobDetail, status_code=202)
+def pause_job(name: str, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> JobDetail:
+    """Like cancel (a checkpoint is saved), but the job ends `paused`; resume continues it."""
+    return views.detail(ws, service.pause(name))
 
 
 @router.post("/jobs/{name}/clone", response_model=JobDetail, status_code=201)

@@ -11,11 +11,12 @@ from sqlalchemy import select
 
 from nocodetune import db
 from nocodetune.api.jobs_models import JobDetail, JobSummary, Lineage, Metrics, OutputFile, Progress, RunInfo
-from nocodetune.config.resolved import ResolvedJob
+from nocodetune.records.job import read_resolved
 from nocodetune.db import JobRow, RunRow
-from nocodetune.errors import ConfigError, NotFoundError
-from nocodetune.events import read_events
-from nocodetune.jobs.registry import PROGRESS_KEYS, row_summary
+from nocodetune.errors import NotFoundError
+from nocodetune.records.events import read_events
+from nocodetune.jobs.registry import row_summary
+from nocodetune.records.events import PROGRESS_KEYS
 from nocodetune.workspace import Workspace, resolve_within
 
 
@@ -29,10 +30,7 @@ def detail(ws: Workspace, row: JobRow) -> JobDetail:
     from nocodetune.jobs.create import children_of
 
     paths = ws.job(row.name)
-    try:
-        resolved = ResolvedJob.read(paths.resolved_json)
-    except (OSError, ValueError) as exc:  # edited by hand, or half-copied
-        raise ConfigError(f"jobs/{row.name}/resolved.json cannot be read: {exc}", file=f"jobs/{row.name}/resolved.json") from None
+    resolved = read_resolved(paths)
     with db.session(ws) as s:
         runs = list(s.scalars(select(RunRow).where(RunRow.job_id == row.id).order_by(RunRow.n)))
     model = next((p for p in (paths.merged_dir, paths.model_dir, paths.adapter_dir) if p.is_dir() and any(p.iterdir())), None)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nocodetune.servers import manager
 from nocodetune.servers.manager import ServerInfo
-from nocodetune.servers.records import ServerKind, ServerRecord
+from nocodetune.records.servers import ServerKind, ServerRecord
 from nocodetune.workspace import Workspace
 
 router = APIRouter()

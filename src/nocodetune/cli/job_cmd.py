@@ -118,14 +118,14 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Check a job before training (columns, empty rows, model, tokens, memory, steps); exit 1 if not ready."""
-    from nocodetune.config.resolved import ResolvedJob
+    from nocodetune.records.job import read_resolved
     from nocodetune.config.validate import preflight
     from nocodetune.jobs.create import require_job
 
     with user_errors():
         ws = workspace_from(ctx)
         paths = require_job(ws, name)
-        report = preflight(ws, ResolvedJob.read(paths.resolved_json), paths.root)
+        report = preflight(ws, read_resolved(paths), paths.root)
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -154,17 +154,16 @@ def job_statuses(ws: Workspace) -> dict[str, str]:
 @app.command("list")
 def list_jobs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List jobs with their base, parent, dataset and status."""
-    from nocodetune.config.inherit import available_jobs
-    from nocodetune.config.resolved import ResolvedJob
+    from nocodetune.records.job import job_names, read_resolved
 
     with user_errors():
         ws = workspace_from(ctx)
         statuses = job_statuses(ws)
         items = []
-        for name in available_jobs(ws):
+        for name in job_names(ws):
             try:
-                resolved = ResolvedJob.read(ws.job(name).resolved_json)
-            except (ValueError, OSError):
+                resolved = read_resolved(ws.job(name))
+            except NocodetuneError:
                 items.append({"name": name, "base": None, "parent": None, "dataset": None, "status": "unreadable"})
                 continue
             items.append(
@@ -200,13 +199,13 @@ def show(
 ) -> None:
     """Show a job's effective config, where each value came from, its lineage and datasets."""
     from nocodetune.config.overrides import flatten
-    from nocodetune.config.resolved import ResolvedJob
     from nocodetune.jobs.create import children_of, require_job
+    from nocodetune.records.job import read_resolved
 
     with user_errors():
         ws = workspace_from(ctx)
         paths = require_job(ws, name)
-        resolved = ResolvedJob.read(paths.resolved_json)
+        resolved = read_resolved(paths)
         children = children_of(ws, name)
         from nocodetune.jobs.service import JobService
 

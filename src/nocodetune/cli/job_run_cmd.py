@@ -16,7 +16,7 @@ from rich.markup import escape
 from nocodetune.cli.common import console, err_console, workspace_from
 from nocodetune.errors import NocodetuneError
 
-EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130}
+EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130, "paused": 130}
 
 
 def _fail(exc: NocodetuneError) -> typer.Exit:
@@ -58,10 +58,10 @@ def run(
 
 def resume(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="A failed or cancelled job."),
+    name: str = typer.Argument(..., help="A failed, cancelled or paused job."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Start in the background and return at once."),
 ) -> None:
-    """Run a failed or cancelled job again, continuing from its last checkpoint."""
+    """Run a failed, cancelled or paused job again, continuing from its last checkpoint."""
     _start(ctx, name, detach, resume=True)
 
 
@@ -71,14 +71,27 @@ def cancel(
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the job has stopped."),
 ) -> None:
     """Stop a job: it saves a checkpoint and exits (killed if it takes longer than the grace period)."""
+    _stop(ctx, name, wait, pause=False)
+
+
+def pause(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A queued or running job."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the job has stopped."),
+) -> None:
+    """Pause a job: like cancel (a checkpoint is saved), but it shows as paused until you resume it."""
+    _stop(ctx, name, wait, pause=True)
+
+
+def _stop(ctx: typer.Context, name: str, wait: bool, *, pause: bool) -> None:
     from nocodetune.jobs.service import JobService
 
     try:
         ws = workspace_from(ctx)
         service = JobService(ws)
         if wait:
-            console.print(f"Stopping {escape(name)} (saving a checkpoint; up to {service.cancel_grace_s:g}s)...")
-        job = service.cancel(name, wait=wait)
+            console.print(f"{'Pausing' if pause else 'Stopping'} {escape(name)} (saving a checkpoint; up to {service.cancel_grace_s:g}s)...")
+        job = service.pause(name, wait=wait) if pause else service.cancel(name, wait=wait)
     except NocodetuneError as exc:
         raise _fail(exc) from None
     if job.status == "running":
@@ -132,11 +145,12 @@ def logs(
 
 
 def register(app: typer.Typer) -> None:
-    """Add run/resume/cancel/logs to the `job` command group (once)."""
+    """Add run/resume/cancel/pause/logs to the `job` command group (once)."""
     if getattr(app, "_nocodetune_run_commands", False):
         return
     app.command("run")(run)
     app.command("resume")(resume)
     app.command("cancel")(cancel)
+    app.command("pause")(pause)
     app.command("logs")(logs)
     app._nocodetune_run_commands = True  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
-from nocodetune.events import Event
+from nocodetune.records.events import Event
 
 
 def format_seconds(seconds: float | None) -> str:

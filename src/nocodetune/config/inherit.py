@@ -11,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 from pydantic import BaseModel, Field
 
 from nocodetune.config.overrides import deep_merge, dotted_to_nested, flatten, validate_config
-from nocodetune.config.resolved import ResolvedJob
-from nocodetune.config.schema import JOB_META_KEYS, JobConfig
+from nocodetune.records.job import ResolvedJob, job_names, read_job_yaml, read_resolved, split_job_yaml
+from nocodetune.records.schema import JOB_META_KEYS, JobConfig
 from nocodetune.errors import ConfigError, NotFoundError
 from nocodetune.workspace import Workspace, check_name
 
@@ -39,41 +38,10 @@ class InheritedConfig(BaseModel):
 # -- files --------------------------------------------------------------------------
 
 
-def read_yaml(path: Path, label: str | None = None) -> dict[str, Any]:
-    """A YAML mapping from `path`; a ConfigError naming the file when it is not one."""
-    label = label or str(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{label} is not valid YAML{line}: {getattr(exc, 'problem', exc)}", file=label) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {label}: {exc.strerror}", file=label) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{label} must be a mapping of settings, not {type(data).__name__}", file=label)
-    return data
-
-
-def split_job_yaml(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """job.yaml → (meta: base/parent, overrides: config sections)."""
-    meta = {k: data[k] for k in JOB_META_KEYS if k in data}
-    overrides = {k: v for k, v in data.items() if k not in JOB_META_KEYS}
-    return meta, overrides
-
-
 def available_bases(ws: Workspace) -> list[str]:
     if not ws.archive.is_dir():
         return []
     return sorted(p.name for p in ws.archive.iterdir() if (p / BASE_FILE).is_file())
-
-
-def available_jobs(ws: Workspace) -> list[str]:
-    if not ws.jobs.is_dir():
-        return []
-    return sorted(p.name for p in ws.jobs.iterdir() if (p / "resolved.json").is_file())
 
 
 def _listing(names: list[str]) -> str:
@@ -102,7 +70,7 @@ def load_base_chain(ws: Workspace, name: str) -> list[tuple[str, dict[str, Any]]
                 hint=f"available bases: {_listing(available_bases(ws))}",
             )
         label = f"archive/{current}/{BASE_FILE}"
-        meta, overrides = split_job_yaml(read_yaml(path, label))
+        meta, overrides = split_job_yaml(read_job_yaml(path, label))
         if "parent" in meta:
             raise ConfigError(f"{label}: a base job cannot name a parent (only jobs have parents)", field="parent", file=label)
         validate_config(overrides, where=label)  # blame the file that holds a bad key
@@ -125,12 +93,13 @@ def load_parent(ws: Workspace, name: str) -> ResolvedJob:
         raise NotFoundError(
             f"parent job {name!r} does not exist",
             field="parent",
-            hint=f"existing jobs: {_listing(available_jobs(ws))}",
+            hint=f"existing jobs: {_listing(job_names(ws))}",
         )
     try:
-        return ResolvedJob.read(paths.resolved_json)
-    except (ValueError, OSError) as exc:
-        raise ConfigError(f"jobs/{name}/resolved.json is unreadable: {exc}", field="parent", file=f"jobs/{name}/resolved.json") from None
+        return read_resolved(paths)
+    except ConfigError as exc:
+        exc.field = "parent"
+        raise
 
 
 def _parent_layer(parent: ResolvedJob) -> tuple[dict[str, Any], dict[str, str]]:

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from pydantic import BaseModel, Field
 
 from nocodetune.config.overrides import validate_config
-from nocodetune.config.schema import LoraSection, TrainingSection
+from nocodetune.records.schema import LoraSection, TrainingSection
 from nocodetune.errors import ConfigError
 
 TRAIN_TYPES = {"full_train": "full_train", "peft_train": "lora_train", "lora_train": "lora_train", "qlora_train": "qlora_train"}

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from nocodetune.config.schema import JOB_META_KEYS, JobConfig
+from nocodetune.records.schema import JOB_META_KEYS, JobConfig
 from nocodetune.errors import ConfigError
 
 _NUMBER_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")

@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from nocodetune.config.resolved import DatasetSnapshot, ResolvedJob
-from nocodetune.config.schema import ColumnMapping, JobConfig
+from nocodetune.records.job import DatasetSnapshot, ResolvedJob
+from nocodetune.records.schema import ColumnMapping, JobConfig
 from nocodetune.errors import DataError, NocodetuneError
 from nocodetune.workspace import Workspace
 

@@ -10,9 +10,7 @@ names it, unless forced.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,7 +19,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from nocodetune.data.formats import DOCUMENT_FORMATS, TextSplit
-from nocodetune.data.models import META_FILE, AddResult, DatasetInfo, DatasetVersionMeta, PreviewPage
+from nocodetune.data.models import AddResult, DatasetInfo, PreviewPage
+from nocodetune.records.dataset import META_FILE, DatasetVersionMeta, is_version_dir, list_versions, write_meta
 from nocodetune.data.readers import preview as read_preview
 from nocodetune.data.readers import read_file
 from nocodetune.data.staging import StagedFile, remove_stale_staging
@@ -29,7 +28,6 @@ from nocodetune.data.table import Table
 from nocodetune.errors import ConflictError, DataError, NotFoundError, UnsafeNameError
 from nocodetune.workspace import Workspace, check_name
 
-_VERSION_DIR_RE = re.compile(r"^v([1-9][0-9]*)$")
 _LAST_VERSION_FILE = ".last_version"  # keeps numbers of deleted versions from being reused
 LOCK_TIMEOUT_S = 120.0
 MAX_PREVIEW_ROWS = 1000
@@ -107,7 +105,7 @@ class DatasetStore:
                 if same is not None:
                     return AddResult(meta=same, created=False)
                 meta = self._meta_for(staged, name, self._next_version(name), sha256, table, tags)
-                (staged.dir / META_FILE).write_text(meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
+                write_meta(staged.dir, meta)
                 os.chmod(staged.dir, 0o755)  # mkdtemp made it private
                 dataset_dir = self.ws.dataset_dir(name)
                 dataset_dir.mkdir(parents=True, exist_ok=True)
@@ -164,14 +162,7 @@ class DatasetStore:
     # -- reading ------------------------------------------------------------------
     def _versions(self, name: str) -> list[DatasetVersionMeta]:
         """All complete versions of a dataset, oldest first (a folder without meta.json is skipped)."""
-        dataset_dir = self.ws.dataset_dir(name)
-        if not dataset_dir.is_dir():
-            return []
-        metas = []
-        for child in dataset_dir.iterdir():
-            if _VERSION_DIR_RE.match(child.name) and (child / META_FILE).is_file():
-                metas.append(DatasetVersionMeta.model_validate_json((child / META_FILE).read_text(encoding="utf-8")))
-        return sorted(metas, key=lambda m: m.version)
+        return list_versions(self.ws.dataset_dir(name))
 
     def names(self) -> list[str]:
         if not self.ws.files.is_dir():
@@ -185,7 +176,7 @@ class DatasetStore:
             check_name(folder.name, "dataset name")
         except UnsafeNameError:
             return False
-        return any(_VERSION_DIR_RE.match(c.name) and (c / META_FILE).is_file() for c in folder.iterdir())
+        return any(is_version_dir(c) for c in folder.iterdir())
 
     def list(self) -> list[DatasetInfo]:
         return [self.get(name) for name in self.names()]
@@ -252,17 +243,12 @@ class DatasetStore:
 
     def jobs_using(self, name: str, version: int | None = None) -> list[str]:
         """Jobs whose resolved.json names this dataset (any version when `version` is None)."""
-        users = []
-        if not self.ws.jobs.is_dir():
-            return users
-        for resolved in sorted(self.ws.jobs.glob("*/resolved.json")):
-            try:
-                datasets = json.loads(resolved.read_text(encoding="utf-8")).get("datasets") or []
-            except (OSError, ValueError, AttributeError):
-                continue  # an unreadable resolved.json is the job service's problem, not a reference
-            if any(d.get("name") == name and (version is None or d.get("version") == version) for d in datasets if isinstance(d, dict)):
-                users.append(resolved.parent.name)
-        return users
+        from nocodetune.records.job import iter_resolved
+
+        return [
+            job for job, resolved in iter_resolved(self.ws)
+            if any(d.name == name and (version is None or d.version == version) for d in resolved.datasets)
+        ]
 
     # -- deleting -----------------------------------------------------------------
     def delete_version(self, name: str, version: int, force: bool = False) -> DatasetVersionMeta:

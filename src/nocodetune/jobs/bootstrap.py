@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from nocodetune.config.inherit import read_yaml, split_job_yaml
+from nocodetune.records.job import read_job_yaml, split_job_yaml
 from nocodetune.errors import NocodetuneError
 from nocodetune.jobs.create import create_job
 from nocodetune.jobs.spec import JobSpec
@@ -111,7 +111,7 @@ def _create_demo_job(ws: Workspace, result: InitResult) -> None:
     if not DEMO_JOB_FILE.is_file():
         result.skipped.append(f"{label}: the package ships no demo job")
         return
-    meta, overrides = split_job_yaml(read_yaml(DEMO_JOB_FILE, "assets/demo/job.yaml"))
+    meta, overrides = split_job_yaml(read_job_yaml(DEMO_JOB_FILE, "assets/demo/job.yaml"))
     spec = JobSpec(name=DEMO_JOB, base=meta.get("base"), parent=meta.get("parent"), overrides=overrides)
     if not spec.config_overrides().get("dataset", {}).get("ref") and ws.dataset_dir(DEMO_DATASET).exists():
         spec = spec.model_copy(update={"dataset": DEMO_DATASET})

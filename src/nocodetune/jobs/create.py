@@ -16,11 +16,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from nocodetune.config.inherit import available_jobs, read_yaml, resolve_config, split_job_yaml
+from nocodetune.config.inherit import resolve_config
 from nocodetune.config.overrides import deep_merge
-from nocodetune.config.resolved import DatasetSnapshot, Lineage, ResolvedJob
+from nocodetune.records.job import (
+    RESOLVED_FORMAT_VERSION,
+    DatasetSnapshot,
+    Lineage,
+    ResolvedJob,
+    iter_resolved,
+    job_names,
+    read_job_yaml,
+    read_resolved,
+    split_job_yaml,
+    write_job_yaml,
+)
 from nocodetune.errors import ConflictError, DataError, NotFoundError
 from nocodetune.jobs.spec import JobSpec
 from nocodetune.workspace import JobPaths, Workspace, check_name
@@ -83,6 +92,7 @@ def plan_job(ws: Workspace, spec: JobSpec) -> ResolvedJob:
         # Pin "name" to "name@version": training and child jobs see exactly this version.
         config = config.model_copy(update={"dataset": config.dataset.model_copy(update={"ref": f"{snapshot.name}@{snapshot.version}"})})
     return ResolvedJob(
+        format_version=RESOLVED_FORMAT_VERSION,
         name=spec.name,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         config=config,
@@ -137,7 +147,7 @@ def create_job(ws: Workspace, spec: JobSpec) -> ResolvedJob:
 def _stage(ws: Workspace, spec: JobSpec, resolved: ResolvedJob, stage: JobPaths) -> None:
     from nocodetune.data.store import DatasetStore
 
-    stage.job_yaml.write_text(yaml.safe_dump(spec.job_yaml(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    write_job_yaml(stage.job_yaml, spec.job_yaml())
     stage.files.mkdir()
     store = DatasetStore(ws) if resolved.datasets else None
     for snap in resolved.datasets:
@@ -152,15 +162,16 @@ def _stage(ws: Workspace, spec: JobSpec, resolved: ResolvedJob, stage: JobPaths)
 # -- clone and delete ---------------------------------------------------------------
 
 
-def read_job_yaml(ws: Workspace, name: str) -> dict[str, Any]:
+def asked_config(ws: Workspace, name: str) -> dict[str, Any]:
+    """What job `name` asked for (its job.yaml); {} for a job folder without one."""
     paths = require_job(ws, name)
-    return read_yaml(paths.job_yaml, f"jobs/{name}/job.yaml") if paths.job_yaml.is_file() else {}
+    return read_job_yaml(paths.job_yaml, f"jobs/{name}/job.yaml") if paths.job_yaml.is_file() else {}
 
 
 def require_job(ws: Workspace, name: str) -> JobPaths:
     paths = ws.job(name)
     if not paths.resolved_json.is_file():
-        raise NotFoundError(f"job {name!r} does not exist", field="name", hint=f"existing jobs: {', '.join(available_jobs(ws)) or 'none'}")
+        raise NotFoundError(f"job {name!r} does not exist", field="name", hint=f"existing jobs: {', '.join(job_names(ws)) or 'none'}")
     return paths
 
 
@@ -173,8 +184,8 @@ def clone_job(
     description: str | None = None,
 ) -> ResolvedJob:
     """A new job with the same base, parent, dataset version and overrides as `src`, plus changes."""
-    asked = read_job_yaml(ws, src)
-    source = ResolvedJob.read(ws.job(src).resolved_json)
+    asked = asked_config(ws, src)
+    source = read_resolved(ws.job(src))
     meta, asked_overrides = split_job_yaml(asked)
     # The clone trains on exactly the data its source used, even if a newer version exists.
     if source.config.dataset.ref:
@@ -192,14 +203,7 @@ def clone_job(
 
 def children_of(ws: Workspace, name: str) -> list[str]:
     """Jobs that name `name` as their parent."""
-    children = []
-    for other in available_jobs(ws):
-        try:
-            if ResolvedJob.read(ws.job(other).resolved_json).lineage.parent == name:
-                children.append(other)
-        except (ValueError, OSError):
-            continue
-    return children
+    return [other for other, resolved in iter_resolved(ws) if resolved.lineage.parent == name]
 
 
 def delete_job(ws: Workspace, name: str, *, force: bool = False) -> list[str]:

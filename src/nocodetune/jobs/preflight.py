@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nocodetune.config.resolved import ResolvedJob
+from nocodetune.records.job import ResolvedJob
 from nocodetune.config.validate import ValidationReport
 from nocodetune.errors import NocodetuneError
 from nocodetune.workspace import Workspace

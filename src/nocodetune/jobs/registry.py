@@ -15,13 +15,10 @@ from sqlalchemy.orm import Session
 from nocodetune import db
 from nocodetune.db import JobRow, RunRow
 from nocodetune.errors import NotFoundError
-from nocodetune.events import Event
+from nocodetune.records.events import PROGRESS_KEYS, Event, summarize_events
 from nocodetune.jobs.lock import is_locked
 from nocodetune.jobs.status import TERMINAL
 from nocodetune.workspace import Workspace
-
-PROGRESS_KEYS = ("step", "total_steps", "loss", "progress", "eta_seconds", "tokens_per_second")
-
 
 def lock_probe(ws: Workspace) -> Callable[[str], bool]:
     """`is_running(name)` as far as the run lock can tell (works across processes)."""
@@ -92,7 +89,7 @@ def apply_events(row: JobRow, events: list[Event]) -> bool:
     """Copy progress (and a terminal outcome) from `events` onto `row`; True if any applied."""
     if not events:
         return False
-    summary = db.summarize_events(events)
+    summary = summarize_events(events)
     for key in (*PROGRESS_KEYS, "started_at"):
         if key in summary:
             setattr(row, key, summary[key])

@@ -23,10 +23,11 @@ from sqlalchemy.orm import Session
 from nocodetune import db
 from nocodetune.db import JobRow, RunRow
 from nocodetune.errors import ConflictError
-from nocodetune.events import TERMINAL_TYPES, Event, read_events
+from nocodetune.records.runs import RunRecord, StopAction, clear_stop, read_run, read_stop, request_stop, write_run
+from nocodetune.records.events import PROGRESS_KEYS, TERMINAL_TYPES, Event, last_started_offset, read_events, summarize_events
 from nocodetune.jobs.lock import RunLock
 from nocodetune.processes import create_time, is_same_process, reap, signal_group, spawn_detached
-from nocodetune.jobs.registry import PROGRESS_KEYS, apply_events, current_run, get_row, next_run_number
+from nocodetune.jobs.registry import apply_events, current_run, get_row, next_run_number
 from nocodetune.jobs.status import ACTIVE, INTERRUPTED, TERMINAL, JobStatus, check_can_run, status_from_exit
 from nocodetune.settings import get_settings
 from nocodetune.workspace import Workspace
@@ -117,6 +118,8 @@ def launch_run(
             spawned = True
             handle = RunHandle(job=name, n=n, pid=popen.pid, pid_started_at=create_time(popen.pid) or time.time(), events_offset=offset, popen=popen, gpu=gpu)
             _record_start(s, row, handle, executor)
+            clear_stop(paths)
+            write_run(paths, RunRecord(n=n, executor=executor, pid=handle.pid, pid_started_at=handle.pid_started_at, gpu=gpu, events_offset=offset, log_file=f"logs/run-{n}.log"))
         return handle
     finally:
         if spawned:
@@ -223,17 +226,24 @@ def finalize_run(ws: Workspace, name: str, n: int | None, *, exit_code: int | No
         run = s.scalar(select(RunRow).where(RunRow.job_id == row.id, RunRow.n == n)) if n is not None else None
         if run is not None and run.ended_at is not None:
             return run.status
-        offset = run.events_offset if run is not None else _last_started_offset(ws, name)
+        offset = run.events_offset if run is not None else last_started_offset(ws.job(name).events)
         events, _ = read_events(ws.job(name).events, offset)
-        summary = db.summarize_events(events)
+        summary = summarize_events(events)
+        paths = ws.job(name)
         if summary["status"] in TERMINAL:
             status, error, kind = summary["status"], summary.get("error"), summary.get("error_kind")
         else:
-            status, error, kind = status_from_exit(exit_code, row.cancel_requested)
+            stop = read_stop(paths)
+            status, error, kind = status_from_exit(exit_code, stop.action if stop else None)
             if kind == "killed" and error == INTERRUPTED:
                 error = f"{INTERRUPTED}: the training process stopped without a final event; resume to continue from the last checkpoint"
+        clear_stop(paths)
         if run is not None:
             run.exit_code, run.ended_at, run.status = exit_code, db.utcnow(), status
+        if n is not None:
+            record = read_run(paths, n)
+            if record is not None and record.ended_at is None:
+                write_run(paths, record.model_copy(update={"exit_code": exit_code, "ended_at": db.utcnow(), "status": status, "error": error, "error_kind": kind}))
         if row.current_run == n or n is None:
             apply_events(row, [e for e in events if e.type not in TERMINAL_TYPES])
             row.status, row.error, row.error_kind = status, error, kind
@@ -244,36 +254,24 @@ def finalize_run(ws: Workspace, name: str, n: int | None, *, exit_code: int | No
         return status
 
 
-def _last_started_offset(ws: Workspace, name: str) -> int:
-    """Byte offset of the last `started` event (for runs the registry has no row for)."""
-    path = ws.job(name).events
-    if not path.exists():
-        return 0
-    offset = last = 0
-    with open(path, "rb") as fh:
-        for line in fh:
-            if b'"type": "started"' in line or b'"type":"started"' in line:
-                last = offset
-            offset += len(line)
-    return last
+def request_cancel(ws: Workspace, name: str, *, grace_s: float = 30.0, wait: bool = False, action: StopAction = "cancel") -> str:
+    """Cancel (or pause) a queued job at once, or SIGTERM a running one (SIGKILL after `grace_s`).
 
-
-def request_cancel(ws: Workspace, name: str, *, grace_s: float = 30.0, wait: bool = False) -> str:
-    """Cancel a queued job at once, or SIGTERM a running one (SIGKILL after `grace_s`).
-
-    The trainer saves a checkpoint on SIGTERM, so a cancelled job can be resumed. Returns
-    the status right after the request (a running job stays "running" until it exits,
+    The trainer saves a checkpoint on SIGTERM, so a cancelled or paused job can be
+    resumed; the stop request on disk tells it which of the two to report. Returns the
+    status right after the request (a running job stays "running" until it exits,
     unless `wait`).
     """
     with db.session(ws) as s:
         row = get_row(s, ws, name)
         if row.status == JobStatus.queued.value:
-            row.status, row.finished_at = JobStatus.cancelled.value, db.utcnow()
+            row.status, row.finished_at = (JobStatus.paused.value if action == "pause" else JobStatus.cancelled.value), db.utcnow()
             return row.status
         if row.status not in ACTIVE:
             raise ConflictError(f"job {name!r} is not running (status {row.status})", field="name")
         run = current_run(s, row)
         row.cancel_requested = True
+        request_stop(ws.job(name), action)
         pid, started, n = (run.pid, run.pid_started_at, run.n) if run else (None, None, None)
     if not is_same_process(pid, started):
         if followed_here(name):

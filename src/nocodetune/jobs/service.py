@@ -16,7 +16,7 @@ from sqlalchemy import select
 from nocodetune import db
 from nocodetune.db import JobRow
 from nocodetune.errors import ConflictError
-from nocodetune.events import TERMINAL_TYPES, Event, read_events
+from nocodetune.records.events import TERMINAL_TYPES, Event, read_events
 from nocodetune.jobs.executor import LocalExecutor, detect_gpus, plan_slots
 from nocodetune.jobs.lock import is_locked
 from nocodetune.processes import signal_group
@@ -151,6 +151,13 @@ class JobService:
         if self.executor is not None:
             self.executor.remove(name)
         request_cancel(self.ws, name, grace_s=self.cancel_grace_s, wait=wait)
+        return self.get(name)
+
+    def pause(self, name: str, *, wait: bool = False) -> JobRow:
+        """Like cancel, but the job ends `paused`: the user means to resume it."""
+        if self.executor is not None:
+            self.executor.remove(name)
+        request_cancel(self.ws, name, grace_s=self.cancel_grace_s, wait=wait, action="pause")
         return self.get(name)
 
     def start_detached(self, name: str, *, resume: bool = False) -> RunHandle:

@@ -1,8 +1,9 @@
 """Job statuses and which actions each allows.
 
-created → queued → running → succeeded | failed | cancelled. A failed or cancelled job
-can run again (the trainer resumes from its last checkpoint); a succeeded one is cloned
-instead, so that its outputs stay what its config produced.
+created → queued → running → succeeded | failed | cancelled | paused. A failed, cancelled
+or paused job can run again (the trainer resumes from its last checkpoint); a succeeded
+one is cloned instead, so that its outputs stay what its config produced. Paused differs
+from cancelled only in intent: the user means to come back to it.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ class JobStatus(str, Enum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    paused = "paused"
 
 
 ACTIVE = frozenset({JobStatus.queued.value, JobStatus.running.value})
-TERMINAL = frozenset({JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.cancelled.value})
-RUNNABLE = frozenset({JobStatus.created.value, JobStatus.failed.value, JobStatus.cancelled.value})
-RESUMABLE = frozenset({JobStatus.failed.value, JobStatus.cancelled.value})
+TERMINAL = frozenset({JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.cancelled.value, JobStatus.paused.value})
+RUNNABLE = frozenset({JobStatus.created.value, JobStatus.failed.value, JobStatus.cancelled.value, JobStatus.paused.value})
+RESUMABLE = frozenset({JobStatus.failed.value, JobStatus.cancelled.value, JobStatus.paused.value})
 
 INTERRUPTED = "interrupted"  # the error of a run whose process vanished without a final event
 
@@ -43,12 +45,15 @@ def check_can_run(name: str, status: str, *, resume: bool) -> None:
     raise ConflictError(f"job {name!r} has not run yet, so there is nothing to resume", field="name", hint=f"run it: `nocodetune job run {name}`")
 
 
-def status_from_exit(exit_code: int | None, cancel_requested: bool) -> tuple[str, str | None, str | None]:
-    """(status, error, kind) for a run that ended without a terminal event in events.jsonl."""
+def status_from_exit(exit_code: int | None, stop_action: str | None) -> tuple[str, str | None, str | None]:
+    """(status, error, kind) for a run that ended without a terminal event in events.jsonl.
+
+    `stop_action` is the pending stop request ("cancel" or "pause"), if the user asked.
+    """
     if exit_code == 0:
         return JobStatus.succeeded.value, None, None
-    if cancel_requested and exit_code in (143, -15, -9, 137):
-        return JobStatus.cancelled.value, None, None
+    if stop_action and exit_code in (143, -15, -9, 137):
+        return (JobStatus.paused.value if stop_action == "pause" else JobStatus.cancelled.value), None, None
     if exit_code is None:
         return JobStatus.failed.value, INTERRUPTED, "killed"
     if exit_code < 0:

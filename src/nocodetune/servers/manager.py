@@ -10,6 +10,7 @@ that calls `start` passes `run_foreground`, because only faces may import the AP
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -21,15 +22,42 @@ from pydantic import BaseModel, Field
 
 from nocodetune.errors import ConfigError, ConflictError, NocodetuneError, NotFoundError
 from nocodetune.processes import create_time
-from nocodetune.servers import process, records
+from nocodetune.records import servers as server_records
+from nocodetune.servers import process
 from nocodetune.servers.ports import free_port, is_loopback, port_is_free, url_for
-from nocodetune.servers.records import SERVER_KINDS, ServerKind, ServerRecord
+from nocodetune.records.servers import SERVER_KINDS, ServerKind, ServerRecord
 from nocodetune.settings import get_settings
 from nocodetune.workspace import Workspace
 
+log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = {"api": 90.0, "data": 90.0, "jobs": 90.0, "model": 900.0}  # a model may convert a GGUF first
 _PORT_RETRIES = 3
 _ROUTES = {"api": "files, jobs, servers routes and the web UI", "data": "dataset files routes", "jobs": "jobs routes"}
+
+
+def _save(ws: Workspace, record: ServerRecord) -> None:
+    """Write the record (the truth), then mirror it into the registry (an index that may be down)."""
+    server_records.save(ws, record)
+    try:
+        from nocodetune import db
+
+        db.register_server(
+            ws, id=record.id, kind=record.kind, pid=record.pid, pid_started_at=record.pid_create_time, host=record.host,
+            port=record.port, url=record.url, serves=record.serves, log_file=record.log_path,
+            meta={"job": record.job, "model": record.model, "background": record.background},
+        )
+    except Exception as exc:  # noqa: BLE001 - a registry failure never stops a server
+        log.debug("registry register_server failed: %s", exc)
+
+
+def _forget(ws: Workspace, record: ServerRecord) -> None:
+    server_records.remove(ws, record)
+    try:
+        from nocodetune import db
+
+        db.remove_server(ws, record.id)
+    except Exception as exc:  # noqa: BLE001 - see _save
+        log.debug("registry remove_server failed: %s", exc)
 
 
 class ServerPlan(BaseModel):
@@ -92,7 +120,7 @@ def plan(ws: Workspace, kind: str, *, job: str | None = None, model: str | None 
             raise NotFoundError(f"job {job!r} does not exist", field="job", hint="list jobs with `nocodetune job list`")
         output_kind, folder = job_output(paths)
         return ServerPlan(workspace=ws.root, kind=kind, host=host, port=port, job=job, job_dir=paths.root, serves=f"job {job} ({output_kind})")
-    from nocodetune.config.schema import ModelSection
+    from nocodetune.records.schema import ModelSection
     from nocodetune.model_source import resolve_model
 
     model = model or "default"
@@ -121,11 +149,11 @@ def start(
         raise ValueError("a foreground start needs run_foreground (the face that runs the server)")
     chosen = the_plan.port or free_port(host)
     record = _record(ws, the_plan, chosen, os.getpid(), create_time(os.getpid()) or 0.0, None, background=False)
-    records.save(ws, record)
+    _save(ws, record)
     try:
         run_foreground(the_plan, chosen)
     finally:
-        records.remove(ws, record)
+        _forget(ws, record)
     return record
 
 
@@ -137,12 +165,12 @@ def _start_background(ws: Workspace, the_plan: ServerPlan, timeout: float) -> Se
         command = the_plan.command(port)
         pid, created = process.spawn(command, log_path, env)
         record = _record(ws, the_plan, port, pid, created, log_path, background=True, command=command)
-        records.save(ws, record)
+        _save(ws, record)
         failure = _wait_healthy(record, timeout)
         if failure is None:
             return record
         process.terminate(pid, created, own_group=True, timeout=5)
-        records.remove(ws, record)
+        _forget(ws, record)
         tail = _tail(log_path, 20)
         if "address already in use" in tail.lower() and not the_plan.port and attempt + 1 < _PORT_RETRIES:
             continue  # another process took the free port first: pick another
@@ -196,9 +224,9 @@ def list_servers(ws: Workspace, *, check_health: bool = True) -> list[ServerInfo
     """Running servers; records of servers whose process has gone are deleted."""
     out = []
     now = datetime.now(timezone.utc)
-    for record in records.load_all(ws):
+    for record in server_records.load_all(ws):
         if not process.is_alive(record.pid, record.pid_create_time):
-            records.remove(ws, record)
+            _forget(ws, record)
             continue
         healthy = _healthy(record.url) if check_health else True
         out.append(ServerInfo(**record.model_dump(), uptime_seconds=(now - record.started_at).total_seconds(), healthy=healthy))
@@ -206,17 +234,17 @@ def list_servers(ws: Workspace, *, check_health: bool = True) -> list[ServerInfo
 
 
 def _find(ws: Workspace, server_id: str) -> ServerRecord:
-    for record in records.load_all(ws):
+    for record in server_records.load_all(ws):
         if record.id == server_id:
             return record
-    known = ", ".join(r.id for r in records.load_all(ws)) or "none"
+    known = ", ".join(r.id for r in server_records.load_all(ws)) or "none"
     raise NotFoundError(f"no server {server_id!r} (running: {known})", field="id", hint="see `nocodetune server list`")
 
 
 def status(ws: Workspace, server_id: str) -> ServerInfo:
     record = _find(ws, server_id)
     if not process.is_alive(record.pid, record.pid_create_time):
-        records.remove(ws, record)
+        _forget(ws, record)
         raise NotFoundError(f"server {server_id!r} is no longer running", field="id", file=record.log_path, hint="its log file is kept")
     now = datetime.now(timezone.utc)
     return ServerInfo(**record.model_dump(), uptime_seconds=(now - record.started_at).total_seconds(), healthy=_healthy(record.url))
@@ -255,12 +283,12 @@ def stop(ws: Workspace, server_id: str, *, timeout: float = 10.0) -> ServerRecor
     """SIGTERM, wait up to `timeout`, then SIGKILL; the record goes either way."""
     record = _find(ws, server_id)
     process.terminate(record.pid, record.pid_create_time, own_group=record.background, timeout=timeout)
-    records.remove(ws, record)
+    _forget(ws, record)
     return record
 
 
 def stop_all(ws: Workspace, *, timeout: float = 10.0) -> list[ServerRecord]:
-    return [stop(ws, record.id, timeout=timeout) for record in records.load_all(ws)]
+    return [stop(ws, record.id, timeout=timeout) for record in server_records.load_all(ws)]
 
 
 def _tail(path: Path, n: int) -> str:

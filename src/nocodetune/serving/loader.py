@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nocodetune.config.resolved import ResolvedJob
-from nocodetune.config.schema import ModelSection
+from nocodetune.records.job import ResolvedJob
+from nocodetune.records.schema import ModelSection
 from nocodetune.errors import ModelNotFoundError, NotFoundError
 from nocodetune.workspace import JobPaths
 

@@ -57,7 +57,7 @@ class ServeOptions(BaseModel):
 
 def build_app(options: ServeOptions) -> FastAPI:
     """Load the model and wire engine, metrics and app together."""
-    from nocodetune.config.schema import ModelSection
+    from nocodetune.records.schema import ModelSection
     from nocodetune.serving.engine import GenerationEngine
     from nocodetune.serving.loader import load_job, load_model
     from nocodetune.serving.metrics import ServingMetrics

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from nocodetune.config.schema import JobConfig
+from nocodetune.records.schema import JobConfig
 
 
 class Runtime(BaseModel):

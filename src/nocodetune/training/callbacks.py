@@ -14,7 +14,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from nocodetune.events import EventWriter
+from nocodetune.records.events import EventWriter
 
 
 class StopFlags:

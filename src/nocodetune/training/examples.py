@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from nocodetune.config.schema import DatasetSection
+from nocodetune.records.schema import DatasetSection
 from nocodetune.errors import DataError
 
 Example = dict[str, Any]

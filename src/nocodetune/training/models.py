@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nocodetune.config.resolved import ResolvedJob
+from nocodetune.records.job import ResolvedJob
 from nocodetune.errors import ModelNotFoundError
 from nocodetune.model_source import load_tokenizer, materialize, resolve_model
 from nocodetune.workspace import JobPaths

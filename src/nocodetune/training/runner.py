@@ -15,13 +15,12 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
-
-from nocodetune.config.resolved import ResolvedJob
+from nocodetune.records.job import ResolvedJob, read_resolved
+from nocodetune.records.runs import read_stop
 from nocodetune.errors import ConfigError, DataError, ModelNotFoundError, NocodetuneError
-from nocodetune.events import EventWriter, read_events
+from nocodetune.records.events import EventWriter, read_events
 from nocodetune.settings import Settings, apply_network_policy
 from nocodetune.training.examples import Example, build_examples, read_rows, split_examples
 from nocodetune.workspace import JobPaths
@@ -63,12 +62,7 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def load_job(paths: JobPaths) -> ResolvedJob:
-    if not paths.resolved_json.is_file():
-        raise ConfigError(f"{paths.resolved_json} is missing", file=str(paths.resolved_json), hint="create the job with `nocodetune job create`")
-    try:
-        return ResolvedJob.read(paths.resolved_json)
-    except (ValidationError, ValueError) as exc:
-        raise ConfigError(f"resolved.json is not valid: {exc}", file=str(paths.resolved_json)) from exc
+    return read_resolved(paths)
 
 
 def preflight(job: ResolvedJob) -> None:
@@ -116,6 +110,11 @@ class JobRun:
     def message(self, stage: str, text: str) -> None:
         self.writer.emit("message", stage=stage, text=text)
 
+    def stop_event(self) -> Literal["paused", "cancelled"]:
+        """What a SIGTERM meant: the stop request on disk says pause or cancel (a bare SIGTERM cancels)."""
+        request = read_stop(self.paths)
+        return "paused" if request is not None and request.action == "pause" else "cancelled"
+
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.flags.cancel = True
         if not self.training:
@@ -126,7 +125,7 @@ class JobRun:
         try:
             return self._run()
         except Cancelled:
-            self.writer.emit("cancelled", step=0, checkpoint=None)
+            self.writer.emit(self.stop_event(), step=0, checkpoint=None)
             return EXIT_CANCELLED
         except NanLoss as exc:
             self.writer.emit("failed", error=str(exc), kind="nan", hint="lower training.learning_rate, or set training.max_grad_norm (e.g. 1.0)")

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nocodetune.config.resolved import ResolvedJob
+from nocodetune.records.job import ResolvedJob
 from nocodetune.settings import Settings
 from nocodetune.training.auto import Runtime, resolve_runtime
 from nocodetune.training.callbacks import EventsCallback, perplexity
@@ -186,7 +186,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
     state = trainer.state
     if run.flags.cancel:
         ckpt = paths.checkpoints / f"checkpoint-{state.global_step}"
-        run.writer.emit("cancelled", step=state.global_step, checkpoint=str(ckpt) if ckpt.is_dir() else None)
+        run.writer.emit(run.stop_event(), step=state.global_step, checkpoint=str(ckpt) if ckpt.is_dir() else None)
         return EXIT_CANCELLED
 
     eval_loss = next((h["eval_loss"] for h in reversed(state.log_history) if "eval_loss" in h and h.get("step") == state.global_step), None)
