@@ -7,6 +7,7 @@ match (after trimming whitespace) or by containment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from nocodetune.training.examples import Example
@@ -18,8 +19,11 @@ def prompt_and_expected(example: Example) -> tuple[list[dict[str, str]], str] | 
     return example["prompt"], example["completion"][-1]["content"]
 
 
-def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int, batch_size: int = 16) -> list[str]:
-    """Greedy answers, batched with left padding."""
+def generate(
+    model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int, batch_size: int = 16,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[str]:
+    """Greedy answers, batched with left padding; `on_progress(done, total)` after each batch."""
     import torch
 
     was_training = model.training
@@ -41,6 +45,8 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], ma
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id)
             for row in out[:, enc["input_ids"].shape[1] :]:
                 outputs.append(tokenizer.decode(row, skip_special_tokens=True))
+            if on_progress is not None:
+                on_progress(len(outputs), len(prompts))
     finally:
         tokenizer.padding_side = side
         if was_training:
@@ -56,12 +62,15 @@ def score(output: str, expected: str, metric: str) -> float:
     return 0.0
 
 
-def run_heldout(model: Any, tokenizer: Any, examples: list[Example], *, metric: str, limit: int, max_new_tokens: int) -> dict[str, Any]:
+def run_heldout(
+    model: Any, tokenizer: Any, examples: list[Example], *, metric: str, limit: int, max_new_tokens: int,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Generations for up to `limit` held-out examples, with their score (None if metric is 'none')."""
     pairs = [pe for pe in (prompt_and_expected(e) for e in examples[:limit]) if pe is not None]
     if not pairs:
         return {"score": None, "items": []}
-    answers = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens)
+    answers = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens, on_progress=on_progress)
     items = []
     for (prompt, expected), answer in zip(pairs, answers):
         item = {"prompt": prompt[-1]["content"], "expected": expected, "output": answer}

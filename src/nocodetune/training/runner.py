@@ -22,6 +22,7 @@ from nocodetune.records.runs import read_stop
 from nocodetune.errors import ConfigError, DataError, ModelNotFoundError, NocodetuneError
 from nocodetune.records.events import EventWriter, read_events
 from nocodetune.settings import Settings, apply_network_policy
+from nocodetune.training.heartbeat import Heartbeat
 from nocodetune.training.examples import Example, build_examples, read_rows, split_examples
 from nocodetune.workspace import JobPaths
 
@@ -106,8 +107,10 @@ class JobRun:
 
         self.flags = StopFlags()
         self.t0 = time.time()
+        self.heartbeat = Heartbeat(self.writer)
 
     def message(self, stage: str, text: str) -> None:
+        self.heartbeat.set_stage(stage)
         self.writer.emit("message", stage=stage, text=text)
 
     def stop_event(self) -> Literal["paused", "cancelled"]:
@@ -122,6 +125,13 @@ class JobRun:
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.heartbeat.start()
+        try:
+            return self._outcome()
+        finally:
+            self.heartbeat.stop()
+
+    def _outcome(self) -> int:
         try:
             return self._run()
         except Cancelled:

@@ -103,7 +103,11 @@ def _heldout(run: "JobRun", job: ResolvedJob, model: Any, tokenizer: Any, evals:
     if merged:
         model.merge_adapter()  # LoRA folded into the weights: generation runs at base-model speed
     try:
-        return run_heldout(model, tokenizer, evals, metric=ev.heldout_metric, limit=limit, max_new_tokens=max_new)
+        def progress(done: int, total: int) -> None:
+            if done < total:
+                run.message("evaluating", f"{stage} training: {done} of {total} held-out answers generated")
+
+        return run_heldout(model, tokenizer, evals, metric=ev.heldout_metric, limit=limit, max_new_tokens=max_new, on_progress=progress)
     finally:
         if merged:
             model.unmerge_adapter()
@@ -162,7 +166,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         "runtime": rt.model_dump(),
         "tokenization_cached": cached,
     }
-    callback = EventsCallback(run.writer, run.flags, started, paths.checkpoints)
+    callback = EventsCallback(run.writer, run.flags, started, paths.checkpoints, run.heartbeat)
     trainer = sft_trainer_class(rt)(
         model=model,
         args=sft_config(job, rt, paths.checkpoints, "eval" in data),
