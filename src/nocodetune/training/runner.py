@@ -23,7 +23,7 @@ from nocodetune.errors import ConfigError, DataError, ModelNotFoundError, Nocode
 from nocodetune.records.events import EventWriter, read_events
 from nocodetune.settings import Settings, apply_network_policy
 from nocodetune.training.heartbeat import Heartbeat
-from nocodetune.training.examples import Example, build_examples, read_rows, split_examples
+from nocodetune.data.examples import Example, read_examples, split_examples
 from nocodetune.workspace import JobPaths
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 143
@@ -82,6 +82,11 @@ def preflight(job: ResolvedJob) -> None:
 
 
 def load_examples(job: ResolvedJob, paths: JobPaths) -> tuple[str, list[Example], list[Example]]:
+    """The job's examples split into (train, eval), refusing the whole run if any row is unusable.
+
+    `data.examples.read_examples` is what validate runs too, so a job that validated
+    trains on exactly the rows validate accepted, and a refusal reads the same in both.
+    """
     if not job.datasets:
         raise DataError("the job has no dataset", field="dataset.ref", hint="set dataset.ref to name@version")
     all_examples: list[Example] = []
@@ -90,10 +95,12 @@ def load_examples(job: ResolvedJob, paths: JobPaths) -> tuple[str, list[Example]
         file = paths.root / snap.file
         if not file.is_file():
             raise DataError(f"dataset snapshot {snap.file} is missing from the job folder", file=str(file))
-        fmt, _, examples = build_examples(read_rows(file), job.config.dataset, snap.file)
-        all_examples.extend(examples)
-    train, evals = split_examples(all_examples, job.config.training.eval_split, job.config.training.seed)
-    return fmt, train, evals
+        found = read_examples(file, job.config.dataset)
+        found.raise_if_refused(f"{snap.name}@{snap.version}")
+        fmt = found.format
+        all_examples.extend(found.examples)
+    train_idx, eval_idx = split_examples(all_examples, job.config.training.eval_split, job.config.training.seed)
+    return fmt, [all_examples[i] for i in train_idx], [all_examples[i] for i in eval_idx]
 
 
 class JobRun:

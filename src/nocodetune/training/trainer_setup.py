@@ -16,10 +16,10 @@ from nocodetune.settings import Settings
 from nocodetune.training.auto import Runtime, resolve_runtime
 from nocodetune.training.callbacks import EventsCallback, perplexity
 from nocodetune.training.evaluation import run_heldout
-from nocodetune.training.examples import Example
+from nocodetune.data.examples import Example
 from nocodetune.training.models import StartPoint, apply_lora, load_start
 from nocodetune.training.outputs import plot_loss, save_atomically, write_json, write_model_card, write_samples
-from nocodetune.training.tokenize import cache_key, load_or_tokenize, tokenizer_fingerprint
+from nocodetune.training.tokenize import MASK_SCHEME, cache_key, load_or_tokenize, tokenizer_fingerprint
 
 if TYPE_CHECKING:
     from nocodetune.training.runner import JobRun
@@ -139,6 +139,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         completion_only=cfg.training.completion_only_loss,
         split=(cfg.training.eval_split, cfg.training.seed),
         parents=start.parents,
+        masks=MASK_SCHEME,
     )
     splits = {"train": train, **({"eval": evals} if evals else {})}
     data, cached = load_or_tokenize(
