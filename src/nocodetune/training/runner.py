@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -183,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m nocodetune.training JOB_DIR", file=sys.stderr)
         return 2
     apply_network_policy(Settings())
+    # Library deprecation notices are for developers; a user reading the run log needs the run.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     # Progress goes to events.jsonl; bars would only clutter the run log.
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
