@@ -8,6 +8,8 @@ metadata and the source of the extension; it never becomes a path.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
@@ -18,7 +20,7 @@ from nocodetune.data.staging import StagedFile, TooLargeError
 from nocodetune.data.store import MAX_PREVIEW_ROWS, DatasetStore
 from nocodetune.errors import DataError, UnsafeNameError
 from nocodetune.settings import Settings
-from nocodetune.workspace import check_name
+from nocodetune.workspace import check_name, resolve_within
 
 router = APIRouter()
 
@@ -49,6 +51,11 @@ class Deleted(BaseModel):
 
 def _store(request: Request) -> DatasetStore:
     return DatasetStore(request.app.state.workspace)
+
+
+def _data_file(request: Request, store: DatasetStore, name: str, version: int) -> Path:
+    """The stored file of a version, refused if it (or a link on the way) leaves the workspace's files/."""
+    return resolve_within(request.app.state.workspace.files, store.path(name, version), "the workspace's files folder")
 
 
 class _MultipartUpload:
@@ -199,14 +206,16 @@ def get_version(request: Request, name: str, version: int) -> DatasetVersionMeta
 def preview_version(
     request: Request, name: str, version: int, offset: int = Query(0, ge=0), limit: int = Query(20, ge=0, le=MAX_PREVIEW_ROWS)
 ) -> PreviewPage:
-    return _store(request).preview(name, version, offset, limit)
+    store = _store(request)
+    _data_file(request, store, name, version)  # a planted link is refused before it is read
+    return store.preview(name, version, offset, limit)
 
 
 @router.get("/{name}/versions/{version}/download", response_class=FileResponse)
 def download_version(request: Request, name: str, version: int) -> FileResponse:
     store = _store(request)
     meta = store.version(name, version)
-    return FileResponse(store.path(name, version), filename=meta.file, media_type=_MEDIA_TYPES.get(meta.format, "application/octet-stream"))
+    return FileResponse(_data_file(request, store, name, version), filename=meta.file, media_type=_MEDIA_TYPES.get(meta.format, "application/octet-stream"))
 
 
 @router.delete("/{name}/versions/{version}", response_model=Deleted)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
 from nocodetune.api import jobs_views as views
-from nocodetune.api.deps import job_service, workspace
+from nocodetune.api.deps import job_file, job_service, workspace
 from nocodetune.api.event_stream import stream_events
 from nocodetune.api.jobs_models import BaseInfo, CloneJobRequest, CreateJobRequest, DeleteResult, JobDetail, JobList, LogTail, Metrics, OutputFile
 from nocodetune.records.job import read_resolved
@@ -38,9 +38,13 @@ def list_bases(ws: Workspace = Depends(workspace)) -> list[BaseInfo]:
 
     out = []
     for name in available_bases(ws):
-        config = resolve_config(ws, base=name).config
-        # resolve_config drops base descriptions (they describe the recipe, not a job); show the nearest one
-        described = [layer.get("description") for _, layer in load_base_chain(ws, name) if layer.get("description")]
+        try:
+            config = resolve_config(ws, base=name).config
+            # resolve_config drops base descriptions (they describe the recipe, not a job); show the nearest one
+            described = [layer.get("description") for _, layer in load_base_chain(ws, name) if layer.get("description")]
+        except NocodetuneError as exc:  # one broken base must not hide the others from the New-job form
+            out.append(BaseInfo(name=name, description="", config={}, error=exc.to_dict()))
+            continue
         out.append(BaseInfo(name=name, description=str(described[-1]).strip() if described else "", config=config.model_dump(mode="json")))
     return out
 
@@ -172,6 +176,7 @@ def events(
 ) -> StreamingResponse:
     """Server-Sent Events from logs/events.jsonl; closes once the job is no longer active."""
     service.get(name)
+    job_file(service.ws, name, service.ws.job(name).events)  # a planted link is refused, never streamed
     start = after if after is not None else (int(last_event_id) if last_event_id and last_event_id.isdigit() else 0)
     return StreamingResponse(
         stream_events(service, name, start),
