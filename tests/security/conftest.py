@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.api.conftest import api_ws, fake_api, live_server  # noqa: F401 - fixtures and helper re-exported
+from tests.api.conftest import api_ws, fake_api  # noqa: F401 - fixtures re-exported
 
-__all__ = ["api_ws", "fake_api", "live_server"]
+__all__ = ["api_ws", "fake_api"]
 
 
 @pytest.fixture
