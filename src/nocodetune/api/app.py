@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 
 from nocodetune import __version__
 from nocodetune.api.auth import BearerTokenMiddleware, guard_refusal, require_token_for
-from nocodetune.api.errors import install_error_handlers
+from nocodetune.api.errors import APP_ERRORS, install_error_handlers
 from nocodetune.http_guard import BrowserGuardMiddleware
 from nocodetune.jobs.service import JobService
 from nocodetune.settings import get_settings
@@ -69,6 +69,7 @@ def create_app(
     app = FastAPI(
         title="NoCodeTune", version=__version__, description="Fine-tune language models without writing code.", lifespan=lifespan,
         docs_url=None, redoc_url=None,  # served below from local assets, never a CDN
+        responses=APP_ERRORS,
     )  # fmt: skip
     app.state.workspace = ws
     app.state.routes = routes

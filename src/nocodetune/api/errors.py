@@ -30,6 +30,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pydantic import BaseModel, Field
+
 from nocodetune.errors import NocodetuneError
 
 log = logging.getLogger("nocodetune.api")
@@ -51,6 +53,41 @@ class ApiError:
 
 
 Shape = Callable[[ApiError], dict[str, Any]]
+
+
+class ErrorBody(BaseModel):
+    """The project's error shape, as the OpenAPI document declares it."""
+
+    error: str = Field(description="Error class, e.g. ConfigError, NotFoundError, ValidationError, Forbidden, InternalError.")
+    message: str
+    field: str | None = Field(None, description="The request field or config key concerned.")
+    file: str | None = Field(None, description="The file concerned (workspace-relative where possible).")
+    row: int | None = Field(None, description="The data row concerned.")
+    hint: str | None = Field(None, description="What to do about it.")
+    details: list[dict[str, Any]] | None = Field(None, description="Every validation error, for requests that do not validate.")
+
+
+_DESCRIPTIONS = {
+    400: "Bad request: an invalid name, path or value (the message names it)",
+    401: "Missing or wrong API token (only when NOCODETUNE_API_TOKEN is set)",
+    403: "Refused: a foreign Host, a cross-site Origin or a missing CSRF token",
+    404: "No such dataset, version, job, base, server or file",
+    405: "Method not allowed (the Allow header lists the methods)",
+    409: "Conflicts with the current state (running, in use, exists)",
+    413: "Upload larger than NOCODETUNE_MAX_UPLOAD_MB",
+    422: "The request or the config does not validate",
+    500: "A bug in NoCodeTune (the server log has the traceback)",
+    503: "The registry was damaged and has just been rebuilt: retry",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries in the project's error shape, for FastAPI routes and routers."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+APP_ERRORS = error_responses(403, 500)  # any route: the browser guard and bugs
+API_ERRORS = error_responses(400, 401, 404, 405, 422, 503)  # any /api route
 
 
 def project_shape(err: ApiError) -> dict[str, Any]:
