@@ -11,6 +11,8 @@ from nocodetune import db
 from nocodetune.doctor import check_registry
 from nocodetune.workspace import Workspace
 
+pytestmark = pytest.mark.sqlite_only  # damage to the registry *file*
+
 
 def _damage(ws: Workspace, how: str, tmp_path: Path) -> None:
     db.dispose_all()
