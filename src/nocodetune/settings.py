@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default=Path.home() / ".cache" / "nocodetune", description="Converted models (GGUF → safetensors) and other caches.")
     allow_hub_downloads: bool = Field(default=False, description="Let Hugging Face libraries download from the hub.")
     api_token: str | None = Field(default=None, description="Bearer token; required to bind the API to a non-loopback address.")
+    allowed_hosts: str = Field(default="", description="Comma list of extra host names (name or name:port) the API and model servers answer to, e.g. behind a reverse proxy; loopback names and the bound address always work.")
     max_upload_mb: int = Field(default=512, description="Largest dataset upload accepted by the API, in MiB.")
     max_concurrent_jobs: int | None = Field(default=None, description="Jobs run at once; default 1 on CPU, one per GPU.")
     training_command: str | None = Field(

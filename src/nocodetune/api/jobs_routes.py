@@ -13,7 +13,8 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from nocodetune.api import jobs_views as views
-from nocodetune.api.deps import job_service, workspace
+from nocodetune.api.errors import API_ERRORS, error_responses
+from nocodetune.api.deps import job_file, job_service, workspace
 from nocodetune.api.event_stream import stream_events
 from nocodetune.api.jobs_models import BaseInfo, CloneJobRequest, CreateJobRequest, DeleteResult, JobDetail, JobList, LogTail, Metrics, OutputFile
 from nocodetune.records.job import read_resolved
@@ -26,7 +27,8 @@ from nocodetune.jobs.service import JobService
 from nocodetune.jobs.status import JobStatus
 from nocodetune.workspace import Workspace
 
-router = APIRouter()
+router = APIRouter(responses=API_ERRORS)
+CONFLICT = error_responses(409)
 
 
 # -- bases and schema --------------------------------------------------------------------
@@ -39,9 +41,13 @@ def list_bases(ws: Workspace = Depends(workspace)) -> list[BaseInfo]:
 
     out = []
     for name in available_bases(ws):
-        config = resolve_config(ws, base=name).config
-        # resolve_config drops base descriptions (they describe the recipe, not a job); show the nearest one
-        described = [layer.get("description") for _, layer in load_base_chain(ws, name) if layer.get("description")]
+        try:
+            config = resolve_config(ws, base=name).config
+            # resolve_config drops base descriptions (they describe the recipe, not a job); show the nearest one
+            described = [layer.get("description") for _, layer in load_base_chain(ws, name) if layer.get("description")]
+        except NocodetuneError as exc:  # one broken base must not hide the others from the New-job form
+            out.append(BaseInfo(name=name, description="", config={}, error=exc.to_dict()))
+            continue
         out.append(BaseInfo(name=name, description=str(described[-1]).strip() if described else "", config=config.model_dump(mode="json")))
     return out
 
@@ -72,7 +78,7 @@ def list_jobs(
     return JobList(items=[views.summary(r) for r in rows], total=total, offset=offset, limit=limit)
 
 
-@router.post("/jobs", response_model=JobDetail, status_code=201)
+@router.post("/jobs", response_model=JobDetail, status_code=201, responses=CONFLICT)
 def create(body: CreateJobRequest, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> JobDetail:
     from nocodetune.jobs.create import create_job
 
@@ -118,29 +124,29 @@ def validate_job(name: str, ws: Workspace = Depends(workspace), service: JobServ
     return validator().validate(ws, read_resolved(paths), paths.root)
 
 
-@router.post("/jobs/{name}/run", response_model=JobDetail, status_code=202)
+@router.post("/jobs/{name}/run", response_model=JobDetail, status_code=202, responses=CONFLICT)
 def run_job(name: str, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> JobDetail:
     return views.detail(ws, service.submit(name))
 
 
-@router.post("/jobs/{name}/resume", response_model=JobDetail, status_code=202)
+@router.post("/jobs/{name}/resume", response_model=JobDetail, status_code=202, responses=CONFLICT)
 def resume_job(name: str, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> JobDetail:
     return views.detail(ws, service.resume(name))
 
 
-@router.post("/jobs/{name}/cancel", response_model=JobDetail, status_code=202)
+@router.post("/jobs/{name}/cancel", response_model=JobDetail, status_code=202, responses=CONFLICT)
 def cancel_job(name: str, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> JobDetail:
     """Queued: cancelled at once. Running: asked to checkpoint and stop (status follows)."""
     return views.detail(ws, service.cancel(name))
 
 
-@router.post("/jobs/{name}/pause", response_model=JobDetail, status_code=202)
+@router.post("/jobs/{name}/pause", response_model=JobDetail, status_code=202, responses=CONFLICT)
 def pause_job(name: str, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> JobDetail:
     """Like cancel (a checkpoint is saved), but the job ends `paused`; resume continues it."""
     return views.detail(ws, service.pause(name))
 
 
-@router.post("/jobs/{name}/clone", response_model=JobDetail, status_code=201)
+@router.post("/jobs/{name}/clone", response_model=JobDetail, status_code=201, responses=CONFLICT)
 def clone(name: str, body: CloneJobRequest, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> JobDetail:
     from nocodetune.jobs.create import clone_job
 
@@ -151,7 +157,7 @@ def clone(name: str, body: CloneJobRequest, ws: Workspace = Depends(workspace), 
     return views.detail(ws, service.get(body.name))
 
 
-@router.delete("/jobs/{name}", response_model=DeleteResult)
+@router.delete("/jobs/{name}", response_model=DeleteResult, responses=CONFLICT)
 def delete(name: str, force: bool = False, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> DeleteResult:
     from nocodetune.jobs.create import delete_job
     from nocodetune.jobs.registry import sync_jobs
@@ -176,7 +182,7 @@ def logs(
     return LogTail(run=number, file=file, lines=lines)
 
 
-@router.get("/jobs/{name}/events")
+@router.get("/jobs/{name}/events", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}})
 def events(
     name: str,
     request: Request,
@@ -186,6 +192,7 @@ def events(
 ) -> StreamingResponse:
     """Server-Sent Events from logs/events.jsonl; closes once the job is no longer active."""
     service.get(name)
+    job_file(service.ws, name, service.ws.job(name).events)  # a planted link is refused, never streamed
     start = after if after is not None else (int(last_event_id) if last_event_id and last_event_id.isdigit() else 0)
     return StreamingResponse(
         stream_events(service, name, start),
@@ -212,7 +219,7 @@ def outputs(name: str, ws: Workspace = Depends(workspace), service: JobService =
     return views.output_files(ws, name)
 
 
-@router.get("/jobs/{name}/outputs/{path:path}")
+@router.get("/jobs/{name}/outputs/{path:path}", response_class=FileResponse, responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}})
 def download_output(name: str, path: str, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> FileResponse:
     service.get(name)
     target = views.output_path(ws, name, path)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from nocodetune import db
 from nocodetune.db import JobRow, RunRow
 from nocodetune.errors import ConflictError
+from nocodetune.records.job import read_resolved
 from nocodetune.records.runs import RunRecord, StopAction, clear_stop, read_run, read_stop, request_stop, write_run
 from nocodetune.records.events import PROGRESS_KEYS, TERMINAL_TYPES, Event, last_started_offset, read_events, summarize_events
 from nocodetune.jobs.lock import RunLock
@@ -96,6 +97,7 @@ def launch_run(
     """
     paths = ws.job(name)
     _job_status(ws, name)  # NotFoundError before touching anything
+    read_resolved(paths)  # a damaged resolved.json is refused now, naming the file, not by the trainer seconds later
     lock = RunLock(paths.lock_file, name).acquire()
     spawned = False
     try:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from nocodetune import db
 from nocodetune.db import JobRow
 from nocodetune.errors import ConflictError
+from nocodetune.records.job import read_resolved
 from nocodetune.records.events import TERMINAL_TYPES, Event, read_events
 from nocodetune.jobs.executor import LocalExecutor, detect_gpus, plan_slots
 from nocodetune.jobs.lock import is_locked
@@ -134,6 +135,7 @@ class JobService:
         if self.executor is None:
             raise RuntimeError("JobService.start() must run before jobs are queued")
         self.refresh(name)
+        read_resolved(self.ws.job(name))  # refuse a damaged job now (naming the file), not when the queue reaches it
         if is_locked(self.ws.job(name).lock_file):
             raise ConflictError(f"job {name!r} is already running", field="name")
         with db.session(self.ws) as s:

@@ -47,6 +47,8 @@ def _run_number(paths: JobPaths) -> int:
 
 
 def _kind(exc: BaseException) -> str:
+    if getattr(exc, "failure_kind", None):
+        return str(exc.failure_kind)  # type: ignore[attr-defined]  # e.g. "disk" (training.outputs.DiskFullError)
     if isinstance(exc, ConfigError):
         return "config"
     if isinstance(exc, DataError):

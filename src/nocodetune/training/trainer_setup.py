@@ -20,7 +20,7 @@ from nocodetune.data.examples import Example
 from nocodetune.modeling.assemble import Assembled
 from nocodetune.records.weights import AppliedLayer, write_weights
 from nocodetune.training.models import apply_lora, load_start
-from nocodetune.training.outputs import plot_loss, save_atomically, write_json, write_model_card, write_samples
+from nocodetune.training.outputs import guard_checkpoint_saves, last_complete_checkpoint, plot_loss, save_atomically, write_json, write_model_card, write_samples
 from nocodetune.training.tokenize import MASK_SCHEME, cache_key, load_or_tokenize, tokenizer_fingerprint
 
 if TYPE_CHECKING:
@@ -85,13 +85,13 @@ def sft_trainer_class(rt: Runtime) -> type:
     from trl import SFTTrainer
 
     if rt.device != "cpu":
-        return SFTTrainer
+        return guard_checkpoint_saves(SFTTrainer)
 
     class PlainLossSFTTrainer(SFTTrainer):
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
             return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
-    return PlainLossSFTTrainer
+    return guard_checkpoint_saves(PlainLossSFTTrainer)
 
 
 def _heldout(run: "JobRun", job: ResolvedJob, model: Any, tokenizer: Any, evals: list[Example], stage: str) -> dict[str, Any]:
@@ -117,7 +117,6 @@ def _heldout(run: "JobRun", job: ResolvedJob, model: Any, tokenizer: Any, evals:
 
 def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], evals: list[Example]) -> int:
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
 
     from nocodetune.training.runner import EXIT_CANCELLED, EXIT_OK, NanLoss
 
@@ -160,7 +159,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         before = _heldout(run, job, model, tokenizer, evals, "before")
         write_json(before_file, before)
 
-    resume = get_last_checkpoint(str(paths.checkpoints)) if paths.checkpoints.is_dir() else None
+    resume = last_complete_checkpoint(paths.checkpoints)  # never half a checkpoint (killed or disk full mid-save)
     started = {
         "num_train_examples": len(data["train"]),
         "num_eval_examples": len(data["eval"]) if "eval" in data else 0,

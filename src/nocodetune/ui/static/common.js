@@ -17,9 +17,15 @@ const NCT = (() => {
 
   // With NOCODETUNE_API_TOKEN set, /api wants "Authorization: Bearer ..."; the UI asks once per tab.
   const TOKEN_KEY = "nocodetune-token";
+  // The server sets a SameSite=Strict cookie on every page; echoing it proves the request comes from our own page (CSRF).
+  function csrfToken() {
+    const m = /(?:^|;\s*)nocodetune_csrf=([^;]+)/.exec(document.cookie);
+    return m ? m[1] : null;
+  }
   function authHeaders(extra) {
     const token = sessionStorage.getItem(TOKEN_KEY);
-    return { ...(extra || {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) };
+    const csrf = csrfToken();
+    return { ...(extra || {}), ...(csrf ? { "X-CSRF-Token": csrf } : {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) };
   }
 
   function askToken() {
