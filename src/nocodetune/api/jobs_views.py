@@ -101,11 +101,15 @@ def samples(ws: Workspace, name: str) -> list[dict[str, Any]]:
 
 
 def output_files(ws: Workspace, name: str) -> list[OutputFile]:
+    """The job's output files a person may want; hidden ones (`.heldout_before.json`, files in
+    hidden folders) are the trainer's own working files and are not listed."""
     root = ws.job(name).outputs
     if not root.is_dir():
         return []
     files = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
         stat = path.stat()
         files.append(OutputFile(path=path.relative_to(root).as_posix(), size=stat.st_size, modified=datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
     return files
