@@ -27,7 +27,7 @@ from nocodetune.settings import get_settings
 from nocodetune.workspace import Workspace
 
 ROUTE_GROUPS = {
-    "api": ("files", "jobs", "servers", "ui"),
+    "api": ("files", "jobs", "servers", "models", "ui"),
     "data": ("files",),
     "jobs": ("jobs",),
 }
@@ -41,7 +41,7 @@ def create_app(
     api_token: str | None = None,
 ) -> FastAPI:
     """The app for `workspace`. `job_service` replaces the default one (tests inject a fake trainer)."""
-    from nocodetune.api import files_routes, jobs_routes, servers_routes
+    from nocodetune.api import files_routes, jobs_routes, models_routes, servers_routes
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     routes = tuple(routes)
@@ -100,6 +100,8 @@ def create_app(
         app.include_router(jobs_routes.router, prefix="/api", tags=["jobs"])
     if "servers" in routes:
         app.include_router(servers_routes.router, prefix="/api/servers", tags=["servers"])
+    if "models" in routes:
+        app.include_router(models_routes.router, prefix="/api/models", tags=["models"])
     if "ui" in routes:
         from nocodetune.ui import routes as ui_routes
 
