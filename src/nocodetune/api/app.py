@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nocodetune import __version__
 from nocodetune.api.auth import BearerTokenMiddleware, require_token_for
 from nocodetune.errors import NocodetuneError
+from nocodetune.jobs.bootstrap import InitResult
 from nocodetune.jobs.service import JobService
 from nocodetune.settings import get_settings
 from nocodetune.workspace import Workspace
@@ -52,6 +53,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         from nocodetune import db
 
+        await run_in_threadpool(prepare_workspace, ws)
         await run_in_threadpool(db.init_db, ws)
         if service is not None:
             await run_in_threadpool(service.start)
@@ -109,6 +111,26 @@ def create_app(
     return app
 
 
+def prepare_workspace(ws: Workspace) -> InitResult | None:
+    """Make a missing or empty folder a workspace, so the web UI works from the first start.
+
+    A folder that holds other files is refused rather than filled with workspace folders:
+    the user may have pointed at the wrong place. Returns what was created, None if the
+    workspace was already there.
+    """
+    if ws.exists():
+        return None
+    if ws.root.exists() and (not ws.root.is_dir() or any(ws.root.iterdir())):
+        raise NocodetuneError(
+            f"{ws.root} holds other files and is not a NoCodeTune workspace",
+            file=str(ws.root),
+            hint="start in an empty or new folder, or turn this one into a workspace with `nocodetune init`",
+        )
+    from nocodetune.jobs.bootstrap import init_workspace
+
+    return init_workspace(ws.root)
+
+
 def serve_api(
     ws: Workspace,
     host: str = "127.0.0.1",
@@ -123,6 +145,6 @@ def serve_api(
 
     token = api_token if api_token is not None else get_settings().api_token
     require_token_for(host, token)
-    ws.require()
+    prepare_workspace(ws)
     app = create_app(ws, routes, api_token=token)
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)

@@ -95,6 +95,16 @@ const NCT_LABELS = (() => {
     tensorboard: "TensorBoard", wandb: "Weights & Biases", true: "Yes", false: "No",
   };
 
+  // Last parts of keys that name one setting only (snake_case names people would otherwise read raw).
+  const BARE = {};
+  const lastParts = Object.keys(FIELD).map((k) => k.split(".").pop());
+  for (const [k, label] of Object.entries(FIELD)) {
+    const last = k.split(".").pop();
+    if (last.includes("_") && lastParts.filter((x) => x === last).length === 1) BARE[last] = label.replace(/\s*\(.*\)$/, "");
+  }
+  const BASES = { lora_train: "LoRA: small adapter, fast", full_train: "Full fine-tuning: all weights", qlora_train: "QLoRA: 4-bit, needs an NVIDIA GPU" };
+  const base = (name) => BASES[name] || words(name);
+
   const words = (key) => {
     const last = String(key).split(".").pop().replace(/_/g, " ");
     return last.charAt(0).toUpperCase() + last.slice(1);
@@ -149,8 +159,10 @@ const NCT_LABELS = (() => {
       const label = FIELD[key].replace(/\s*\(.*\)$/, "");
       t = t.replace(new RegExp(`${key.replace(/\./g, "\\.")}=(\\S+)`, "g"), `“${label}” of $1`).split(key).join(`“${label}”`);
     }
+    // Bare setting names ("ignored when max_steps > 0") too, where the name is unambiguous.
+    for (const [name, label] of Object.entries(BARE)) t = t.replace(new RegExp(`\\b${name}\\b`, "g"), `“${label}”`);
     return t.trim();
   }
 
-  return { FIELD, field, section, choice, humanize, isCli, words };
+  return { FIELD, field, section, choice, humanize, isCli, words, base };
 })();
