@@ -100,7 +100,7 @@ def live_server(ui_workspace: Path) -> Iterator[LiveServer]:
     try:
         yield server
     finally:
-        _stop_model_servers(server)
+        stop_model_servers(server)
         server.stop()
 
 
@@ -111,11 +111,11 @@ def fake_server(ui_workspace: Path) -> Iterator[LiveServer]:
     try:
         yield server
     finally:
-        _stop_model_servers(server)
+        stop_model_servers(server)
         server.stop()
 
 
-def _stop_model_servers(server: LiveServer) -> None:
+def stop_model_servers(server: LiveServer) -> None:
     """Model servers run in their own processes; stop those the test started."""
     try:
         listing = httpx.get(f"{server.url}/api/servers", timeout=5).json()

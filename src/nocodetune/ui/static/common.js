@@ -205,7 +205,6 @@ const NCT = (() => {
     "model.source": () => ["Choose a model in the list, or add one on the ", h("a", { href: "/ui/models" }, "Models page"), "."],
     model: () => GUIDE["model.source"](),
     server: () => ["Check it on the ", h("a", { href: "/ui/servers" }, "Servers page"), "."],
-    workspace: () => ["Create it on the ", h("a", { href: "/ui/welcome" }, "welcome page"), "."],
   };
   function guidance(err) {
     const body = (err && err.body) || err || {};
@@ -256,10 +255,17 @@ const NCT = (() => {
     return h("div", { class: "empty-state" }, h("strong", {}, title), text ? h("span", {}, text) : null, action ? h("div", {}, action) : null);
   }
 
+  /** A table; with opts.stack it turns into one card per row on a phone (each cell labelled by its header). */
   function table(headers, rows, opts) {
+    const labels = headers.map((c) => c.label || c);
     const thead = h("thead", {}, h("tr", {}, headers.map((c) => h("th", { scope: "col", class: c.cls || null }, c.label || c))));
+    for (const tr of rows.flat()) {
+      if (!(tr instanceof Element)) continue;
+      Array.from(tr.children).forEach((td, i) => { if (labels[i] && !td.dataset.label) td.dataset.label = labels[i]; });
+    }
     const tbody = h("tbody", {}, rows);
-    return h("div", { class: "table-wrap" }, h("table", { class: (opts && opts.cls) || null }, thead, tbody));
+    const cls = [(opts && opts.cls) || "", opts && opts.stack ? "stack" : ""].join(" ").trim() || null;
+    return h("div", { class: "table-wrap" }, h("table", { class: cls }, thead, tbody));
   }
 
   function qs(params) {

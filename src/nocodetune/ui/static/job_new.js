@@ -749,7 +749,7 @@
     }
     parentSel.closest(".field").hidden = !parentSel.value;
     await applyDefaults();
-    fillModels(get(state.defaults, "model.source"));
+    fillModels(params.get("model") || get(state.defaults, "model.source"));
     await loadColumns();
 
     baseSel.addEventListener("change", applyDefaults);
