@@ -46,6 +46,7 @@ def main() -> int:
     parser.add_argument("--hold-from", type=int, default=1, help="first step after which --hold-file holds the run")
     parser.add_argument("--heartbeat", type=float, default=0.5, help="seconds between heartbeat events while held")
     parser.add_argument("--eval", action="store_true", help="write an eval event at the end")
+    parser.add_argument("--preference", action="store_true", help="log DPO preference figures (rewards_*) with the loss")
     parser.add_argument("--copy-model", action="store_true", help="save the job's model.source folder as outputs/model")
     args = parser.parse_args()
 
@@ -88,8 +89,10 @@ def main() -> int:
         eta = (steps - step) * max(args.sleep, 1.0) * 10  # a long ETA, so a countdown between events is visible
         events.emit("progress", step=step, total_steps=steps, epoch=step / steps, progress=step / steps, eta_seconds=eta)
         if step % logging_steps == 0 or step == steps:
+            preference = {"rewards_chosen": 0.1 * step, "rewards_rejected": -0.1 * step, "rewards_margins": 0.2 * step,
+                          "rewards_accuracies": min(1.0, 0.5 + 0.1 * step)} if args.preference else {}
             events.emit("log", step=step, total_steps=steps, epoch=step / steps, loss=2.0 / step, learning_rate=1e-4 * (1 - step / (steps + 1)),
-                        tokens_per_second=100.0, eta_seconds=eta, progress=step / steps)
+                        tokens_per_second=100.0, eta_seconds=eta, progress=step / steps, **preference)
         if args.fail and step >= steps // 2:
             events.emit("failed", error="loss became NaN at step %d" % step, kind="nan", hint="lower the learning rate")
             return 1
