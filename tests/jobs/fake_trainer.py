@@ -73,8 +73,8 @@ def main() -> int:
     print(f"fake trainer run {run} from step {start}", flush=True)
     print(f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}", flush=True)
     if not start:
-        events.emit("message", stage="samples_before", text="sampling before training", done=0, total=2)
-        events.emit("message", stage="samples_before", text="sampling before training", done=2, total=2)
+        events.emit("message", stage="evaluating", text="generating answers for 2 held-out prompts (before training)")
+        events.emit("message", stage="evaluating", text="before training: 2 of 2 held-out answers generated")
         (args.job_dir / "outputs").mkdir(parents=True, exist_ok=True)
         (args.job_dir / "outputs" / ".heldout_before.json").write_text("{}")  # internal: never listed as an output
     while step < steps:
@@ -102,7 +102,7 @@ def main() -> int:
             time.sleep(0.05)
             if time.monotonic() - last_beat >= args.heartbeat:
                 last_beat = time.monotonic()
-                events.emit("heartbeat", stage="train", step=step, elapsed_seconds=round(time.monotonic() - held, 1))
+                events.emit("heartbeat", stage="training", step=step, elapsed_seconds=round(time.monotonic() - held, 1))
     if args.eval:
         events.emit("eval", step=step, eval_loss=2.5 / step, perplexity=2.7)
     outputs = args.job_dir / "outputs"

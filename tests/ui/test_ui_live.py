@@ -50,7 +50,7 @@ def test_chart_draws_every_logged_step_while_the_job_runs(page: Any, fake_server
     page.wait_for_function(f"document.querySelector('[data-stat=\"eta\"]').textContent !== {first!r}", timeout=10_000)
     assert page.text_content('[data-stat="step"]') == "3 of 8"
     assert "Step 3/8" in page.inner_text("#log-readable") and "loss" in page.inner_text("#log-readable")
-    assert "sample prompts before training (2 of 2)" in page.inner_text("#log-readable")
+    assert "Before training: 2 of 2 held-out answers generated" in page.inner_text("#log-readable")
     shoot("job-running")
 
     hold.unlink()

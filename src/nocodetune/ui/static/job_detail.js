@@ -96,16 +96,17 @@
     } catch (e) { /* keep the short text */ }
   }
 
+  /** What the trainer is doing, in words: its own text (written for people) with any count it sent. */
   function stageText(ev) {
     const STAGES = { samples_before: "Answering sample prompts before training", samples_after: "Answering sample prompts after training",
-      sampling: "Answering sample prompts", loading_model: "Loading the model", "loading model": "Loading the model", tokenizing: "Preparing the examples",
-      "reading data": "Reading the data", train: "Training", training: "Training", saving: "Saving the model", evaluating: "Evaluating", heldout: "Scoring held-out answers" };
-    const stage = ev.stage ? STAGES[ev.stage] || L.words(ev.stage) : "";
-    const done = ev.done ?? ev.current ?? ev.index ?? null;
-    const total = ev.total ?? ev.count ?? null;
+      starting: "Starting", "loading model": "Loading the model", tokenizing: "Preparing the examples", "reading data": "Reading the data",
+      train: "Training", training: "Training", saving: "Saving the model", evaluating: "Evaluating" };
+    const done = ev.done ?? ev.current ?? null;
+    const total = ev.total ?? null;
     const count = done !== null && total ? ` (${done} of ${total})` : "";
-    const text = ev.text && !STAGES[ev.stage] ? ev.text : "";
-    return `${stage || L.words(text || "working")}${count}${text && stage && !count ? `: ${text}` : ""}`;
+    const text = ev.text ? L.humanize(ev.text) : "";
+    if (text) return `${text.charAt(0).toUpperCase()}${text.slice(1)}${count}`;
+    return `${ev.stage ? STAGES[ev.stage] || L.words(ev.stage) : "Working"}${count}`;
   }
 
   /** The ETA, counted down from when it was said; null when unknown. */
@@ -143,9 +144,14 @@
     else if (active) {
       const beat = live.beat;
       if (beat && beat.at >= (live.stageAt || 0) && beat.at >= (live.stepAt || 0)) {
-        const since = Math.round(beat.elapsed + (Date.now() / 1000 - beat.at));
-        stage = beat.stage && beat.stage !== "train" ? `${stageText(beat)} — still working, ${fmtDuration(since)} so far.`
-          : `Training step ${(beat.step ?? live.step ?? 0) + 1}${live.total ? ` of ${live.total}` : ""} — still working, ${fmtDuration(since)} into this step.`;
+        const now = Date.now() / 1000;
+        const training = ["train", "training"].includes(beat.stage);
+        if (training && live.stepAt) {
+          stage = `Training step ${(beat.step ?? live.step ?? 0) + 1}${live.total ? ` of ${live.total}` : ""} — still working, ${fmtDuration(now - live.stepAt)} into this step.`;
+        } else {
+          const what = live.stage && !training ? live.stage : stageText({ stage: beat.stage });
+          stage = `${what} — still working, ${fmtDuration(beat.elapsed + (now - beat.at))} so far.`;
+        }
       } else if (live.stage && (live.stageAt || 0) > (live.stepAt || 0)) stage = `${live.stage}…`;
       else if (live.step !== null) stage = `Training: step ${live.step}${live.total ? ` of ${live.total}` : ""} done.`;
       else stage = "Starting…";
