@@ -101,6 +101,7 @@ def test_from_an_empty_folder_to_a_side_by_side_chat(page: Any, empty_server: An
     page.wait_for_selector('#report [data-report-ok="true"]', timeout=120_000)
     report = page.inner_text("#report")
     assert "Training takes 6 steps" in report and "prompt from “review”, answer from “sentiment”" in report
+    assert "positive" in page.inner_text("#example-preview mark") or "negative" in page.inner_text("#example-preview mark")  # the answer is what is learned
     shoot("walk-4-new-job")
     page.click("#create-run-btn")
 

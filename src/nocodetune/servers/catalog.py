@@ -2,8 +2,8 @@
 
 Sources, in the order the UI lists them: the embedded default model, models the user
 registered (`records/models.py`), models already in the local Hugging Face cache (its own
-cache scan, which never touches the network), trained jobs (what `serving.loader.job_output`
-would serve) and exported models (folders or GGUF files under a job's `exports/`).
+cache scan, which never touches the network), trained jobs (what `modeling.lineage.trained_output`
+finds, the output a model server serves) and exported models (folders or GGUF files under a job's `exports/`).
 Downloading from the hub is the one networked action, and only when the user opted in
 with NOCODETUNE_ALLOW_HUB_DOWNLOADS=1.
 """
@@ -116,18 +116,18 @@ def _hub_cache() -> list[ModelEntry]:
 
 def _jobs(ws: Workspace) -> list[ModelEntry]:
     """Trained jobs (their outputs serve as a model; new jobs continue from them) and their exports."""
-    from nocodetune.serving.loader import job_output
+    from nocodetune.modeling.lineage import trained_output
 
     out: list[ModelEntry] = []
     if not ws.jobs.is_dir():
         return out
     for folder in sorted(p for p in ws.jobs.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
-            paths = ws.job(folder.name)
-            kind, model = job_output(paths)
+            found = trained_output(ws.job(folder.name))
         except NocodetuneError:
-            kind = None
-        if kind is not None:
+            found = None  # a folder whose name is not a job name
+        if found is not None:
+            kind, model = found.kind, found.folder
             out.append(ModelEntry(id=f"job-{folder.name}", name=folder.name, kind="job", job=folder.name, path=str(model),
                                   format="adapter" if kind == "adapter" else "hf", size_bytes=_size(model), detail=f"trained job ({kind})"))
         for exports in (folder / "exports", folder / "outputs" / "exports"):

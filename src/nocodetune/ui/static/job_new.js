@@ -341,8 +341,10 @@
     if (!ex || (!ex.prompt && !ex.completion)) { box.hidden = true; return; }
     const tokens = (n) => (typeof n === "number" ? `${n} tokens` : "");
     replace(box, h("h3", {}, "One example as the model sees it"),
-      h("pre", { class: "example", "aria-label": "The example: prompt, then the trained answer" },
-        h("span", { class: "ex-prompt" }, ex.prompt || ""), h("mark", { class: "ex-completion", title: "learned" }, ex.completion || "")),
+      h("pre", { class: "example", "aria-label": "The example, with the trained parts highlighted" },
+        Array.isArray(ex.segments) && ex.segments.length
+          ? ex.segments.map((p) => (p.trained ? h("mark", { class: "ex-completion", title: "learned" }, p.text) : h("span", { class: "ex-prompt" }, p.text)))
+          : [h("span", { class: "ex-prompt" }, ex.prompt || ""), h("mark", { class: "ex-completion", title: "learned" }, ex.completion || "")]),
       h("p", { class: "help" }, h("span", { class: "swatch" }), ` Highlighted: what training teaches the model to write (${tokens(ex.completion_tokens)}). The rest is context (${tokens(ex.prompt_tokens)}).`));
     box.hidden = false;
   }
