@@ -90,6 +90,8 @@ def test_every_page_renders_without_script_errors(page: Any, live_server: LiveSe
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    # the New-job page checks the data as it opens; a real check is the walk test's business
+    page.route("**/api/jobs/validate", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps({"ok": True, "errors": [], "warnings": [], "stats": {}})))
     for path, ready in [
         ("/ui/datasets", "#datasets-list table, #datasets-list .empty-state"),
         ("/ui/jobs", "#jobs-table table, #jobs-table .empty-state"),
