@@ -329,8 +329,9 @@
     const stats = report.stats || {};
     if (stats.format) state.detected = { format: stats.format, columns: stats.columns || {} };
     renderRoles();
+    const chosen = $("#f-dataset-format").value !== "auto";
     $("#columns-help").textContent = stats.format
-      ? `Found automatically: ${L.choice(stats.format)}. Change the columns below if they are wrong.`
+      ? `${chosen ? "Read as you chose" : "Found automatically"}: ${L.choice(stats.format)}. Change the columns below if they are wrong.`
       : "Choose the data layout and which column holds what.";
     renderExample(stats.example_preview);
   }
