@@ -23,12 +23,14 @@ from nocodetune.api.auth import BearerTokenMiddleware, guard_refusal, require_to
 from nocodetune.api.errors import APP_ERRORS, install_error_handlers
 from nocodetune.http_guard import BrowserGuardMiddleware
 from nocodetune.jobs.preflight import validator
+from nocodetune.errors import NocodetuneError
+from nocodetune.jobs.bootstrap import InitResult
 from nocodetune.jobs.service import JobService
 from nocodetune.settings import get_settings
 from nocodetune.workspace import Workspace
 
 ROUTE_GROUPS = {
-    "api": ("files", "jobs", "servers", "ui"),
+    "api": ("files", "jobs", "servers", "models", "ui"),
     "data": ("files",),
     "jobs": ("jobs",),
 }
@@ -47,7 +49,7 @@ def create_app(
     `allowed_hosts`: names besides loopback and the bound address that clients may use
     (default NOCODETUNE_ALLOWED_HOSTS); see `nocodetune.http_guard`.
     """
-    from nocodetune.api import files_routes, jobs_routes, servers_routes
+    from nocodetune.api import files_routes, jobs_routes, models_routes, servers_routes
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     routes = tuple(routes)
@@ -58,6 +60,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         from nocodetune import db
 
+        await run_in_threadpool(prepare_workspace, ws)
         await run_in_threadpool(db.init_db, ws)
         if service is not None:
             await run_in_threadpool(service.start)
@@ -93,6 +96,8 @@ def create_app(
         app.include_router(jobs_routes.router, prefix="/api", tags=["jobs"])
     if "servers" in routes:
         app.include_router(servers_routes.router, prefix="/api/servers", tags=["servers"])
+    if "models" in routes:
+        app.include_router(models_routes.router, prefix="/api/models", tags=["models"])
     if "ui" in routes:
         from nocodetune.ui import routes as ui_routes
 
@@ -151,6 +156,26 @@ def _add_docs(app: FastAPI) -> None:
         )  # fmt: skip
 
 
+def prepare_workspace(ws: Workspace) -> InitResult | None:
+    """Make a missing or empty folder a workspace, so the web UI works from the first start.
+
+    A folder that holds other files is refused rather than filled with workspace folders:
+    the user may have pointed at the wrong place. Returns what was created, None if the
+    workspace was already there.
+    """
+    if ws.exists():
+        return None
+    if ws.root.exists() and (not ws.root.is_dir() or any(ws.root.iterdir())):
+        raise NocodetuneError(
+            f"{ws.root} holds other files and is not a NoCodeTune workspace",
+            file=str(ws.root),
+            hint="start in an empty or new folder, or turn this one into a workspace with `nocodetune init`",
+        )
+    from nocodetune.jobs.bootstrap import init_workspace
+
+    return init_workspace(ws.root)
+
+
 def serve_api(
     ws: Workspace,
     host: str = "127.0.0.1",
@@ -165,6 +190,6 @@ def serve_api(
 
     token = api_token if api_token is not None else get_settings().api_token
     require_token_for(host, token)
-    ws.require()
+    prepare_workspace(ws)
     app = create_app(ws, routes, api_token=token)
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)

@@ -104,14 +104,18 @@ def samples(ws: Workspace, name: str) -> list[dict[str, Any]]:
 
 
 def output_files(ws: Workspace, name: str) -> list[OutputFile]:
-    """Every file under outputs/ that the download route would serve: links that leave outputs/ are not listed."""
+    """Every output file a person may want that the download route would serve.
+
+    Links that leave outputs/ are not listed; hidden files and folders (`.heldout_before.json`,
+    staging folders) are the trainer's own working files and are not listed either.
+    """
     if not ws.job(name).outputs.is_dir():
         return []
     root = job_file(ws, name, "outputs")
     files = []
     for folder, dirs, names in os.walk(root):  # links to folders are not followed
-        dirs.sort()
-        for file_name in sorted(names):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for file_name in sorted(n for n in names if not n.startswith(".")):
             path = Path(folder) / file_name
             try:
                 target = resolve_within(root, path, "outputs")
