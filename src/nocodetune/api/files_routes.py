@@ -140,7 +140,7 @@ def _decode(raw: bytes, what: str) -> str:
 
 @router.post("", status_code=201, response_model=UploadedVersion, responses={200: {"description": "Same bytes as an existing version"}})
 async def upload(request: Request, response: Response) -> UploadedVersion:
-    """Add the uploaded file as the next version of dataset `name` (form fields: file, name, tags, split)."""
+    """Add the uploaded file as the next version of dataset `name` (form fields: file, name, tags, split, encoding)."""
     from python_multipart import MultipartParser
     from python_multipart.exceptions import MultipartParseError
     from python_multipart.multipart import parse_options_header
@@ -171,7 +171,8 @@ async def upload(request: Request, response: Response) -> UploadedVersion:
         split = receiver.fields.get("split") or "paragraph"
         if split not in ("paragraph", "document"):
             raise DataError(f"split must be 'paragraph' or 'document', got {split!r}", field="split")
-        result = await run_in_threadpool(store.add_staged, staged, name, tags, split)  # type: ignore[arg-type]
+        encoding = receiver.fields.get("encoding") or None
+        result = await run_in_threadpool(store.add_staged, staged, name, tags, split, encoding)  # type: ignore[arg-type]
     finally:
         if receiver.staged is not None:
             receiver.staged.discard()  # no-op once the version is in place

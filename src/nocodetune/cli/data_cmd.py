@@ -47,7 +47,10 @@ def _store(ctx: typer.Context) -> DatasetStore:
 
 
 def _describe(meta: DatasetVersionMeta) -> str:
-    encoding = f", {meta.encoding}" if meta.encoding else ""
+    encoding = ""
+    if meta.encoding:
+        how = {"detected": " (detected)", "given": " (as given)"}.get(meta.encoding_source or "", "")
+        encoding = f", {meta.encoding}{how}"
     columns = ", ".join(meta.columns)
     return f"{meta.rows} rows, columns: {escape(columns)}, format {meta.format}{encoding}"
 
@@ -61,10 +64,13 @@ def add(
     split: Literal["paragraph", "document"] = typer.Option(
         "paragraph", "--split", help="Text documents (TXT, MD, HTML, PDF, DOCX): one row per paragraph (per page for PDF), or one per document."
     ),
+    encoding: Optional[str] = typer.Option(
+        None, "--encoding", "-e", help="Text files: the file's encoding (e.g. cp1254, shift_jis), instead of detecting it from the whole file."
+    ),
 ) -> None:
     """Add a file as the next version of a dataset (nothing is stored if the file cannot be read)."""
     store = _store(ctx)
-    result = store.add(file, name or _default_name(file), tags=tag, split=split)
+    result = store.add(file, name or _default_name(file), tags=tag, split=split, encoding=encoding)
     meta = result.meta
     if not result.created:
         console.print(f"no new version: same content as [bold]{meta.ref}[/]")
