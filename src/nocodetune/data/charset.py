@@ -94,6 +94,7 @@ _PREFERRED = [  # tie-breaker between readings that score alike: what is most of
     "euc_kr", "cp949", "euc_jp", "cp1253", "cp1255", "cp1256", "cp1257", "cp1258", "koi8_r", "koi8_u",
     "iso8859_15", "iso8859_2", "iso8859_9", "iso8859_5", "iso8859_7", "iso8859_13", "latin_1", "tis_620", "cp874",
     "cp850", "cp437", "cp866", "mac_roman",
+    "cp037", "cp500", "cp1140", "cp273", "cp1026", "cp875", "cp424",  # EBCDIC: alike but for a few signs and letters
 ]
 _IN_WORD_OK = set("’‘ʼ'\u00ad\u2010\u2011·\u200b\u200c\u200d")  # signs that may sit between two letters of a word
 _LETTER_LANGS: dict[str, frozenset[str]] = {}
@@ -239,6 +240,7 @@ def _in_charset(ch: str, encoding: str) -> bool:
 _ASCII = bytes(range(128))
 _BYTE_WORD_RE = re.compile(rb"[A-Za-z]*[\x80-\xff][A-Za-z\x80-\xff]*")
 _TEXT_WORD_RE = re.compile(r"[A-Za-z]*[^\x00-\x7f\s][^\x00-\x40\x5b-\x60\x7b-\x7f\s]*")
+_ASCII_SIGN_IN_WORD_RE = re.compile(r"(?<=[^\W\d_])[#$@\[\\\]^`{|}~<>]+(?=[^\W\d_])")
 _NON_ASCII_RE = re.compile(r"[^\x00-\x7f]+")
 _C1_OR_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
@@ -281,6 +283,7 @@ class _Reading:
     char_score: float = 0.0
     word_score: float = 0.0
     score: float = 0.0
+    odd_extra: int = 0  # ASCII signs inside words, counted as odd characters
     _words: Counter[str] | None = None
 
     def words(self, limit: int = MAX_WORDS) -> list[tuple[str, int]]:
@@ -317,17 +320,18 @@ class Detection:
     guessed: bool = False  # False for UTF-8 and BOMs: nothing to doubt
 
 
-def _char_score(chars: Counter[str]) -> float:
+def _char_score(chars: Counter[str], odd_extra: int = 0) -> float:
     """How believable a reading's characters are, about -2..2.5.
 
     Known characters (letters of some alphabet, neutral signs) count once, the letters of the
     best single language once more, each language's most frequent letters half; odd characters
     (symbols, letters of no alphabet, rare CJK) count against twice.
     """
-    total = sum(chars.values())
+    total = sum(chars.values()) + odd_extra
     if not total:
         return 2.5
-    known = odd = letters = 0.0
+    known = letters = 0.0
+    odd = float(odd_extra)
     by_lang: Counter[str] = Counter()
     frequent = _frequent()
     by_freq: Counter[str] = Counter()
@@ -470,7 +474,14 @@ def _single_byte_readings(data: bytes) -> list[_Reading]:
                 chars[ch] += n
         else:
             ascii_words = top_words if _ascii_compatible(name) else None
-            readings.append(_Reading(name, chars, data, byte_words=ascii_words))
+            if ascii_words is not None:
+                readings.append(_Reading(name, chars, data, byte_words=ascii_words))
+                continue
+            # EBCDIC and the like: some letters of other code pages become ASCII signs here ("Fran{ais"),
+            # which the non-ASCII characters alone would not show
+            texts = [w.decode(name) for w in _windows(data)]
+            signs = sum(len(_ASCII_SIGN_IN_WORD_RE.findall(t)) for t in texts)
+            readings.append(_Reading(name, chars, data, texts=texts, odd_extra=signs))
     return readings
 
 
@@ -538,7 +549,7 @@ def detect(data: bytes) -> Detection | None:
                 text = data.decode(name)
             except UnicodeDecodeError:
                 continue
-            if "\x1b" not in text:
+            if not _C1_OR_CONTROL.search(text):  # the escapes (and ISO-2022-KR's shift codes) were understood
                 return Detection(canonical(name), guessed=True)
         return None
     readings = _single_byte_readings(data) + _multi_byte_readings(data)
@@ -546,7 +557,7 @@ def detect(data: bytes) -> Detection | None:
         return None
     groups: dict[tuple[tuple[str, int], ...], _Reading] = {}
     for reading in readings:
-        reading.char_score = _char_score(reading.chars)
+        reading.char_score = _char_score(reading.chars, reading.odd_extra)
         key = reading.key()
         kept = groups.get(key)
         if kept is None or _prior(reading.encoding) > _prior(kept.encoding):

@@ -182,11 +182,29 @@ def clean_row(record: dict[Any, Any], display: str, row: int, label: str = "row"
     return cleaned  # type: ignore[no-any-return]
 
 
+_QUIETED = False
+
+
+def _quiet_libraries() -> None:
+    """Keep the parsing libraries' repair notes off stderr: openpyxl and python-docx warn, pypdf logs
+    each object it repairs. A broken file gets one clear error from us; a readable one needs no notes."""
+    global _QUIETED
+    if not _QUIETED:
+        import logging
+        import warnings
+
+        for module in ("openpyxl", "pypdf", "docx", "bs4"):
+            warnings.filterwarnings("ignore", module=module)
+        logging.getLogger("pypdf").setLevel(logging.CRITICAL)
+        _QUIETED = True
+
+
 @contextmanager
 def library_errors(display: str, what: str, hint: str | None = None) -> Iterator[None]:
     """Whatever a parsing library (pyarrow, openpyxl, pypdf, python-docx, bs4) raises on a malformed
     file becomes a DataError naming the file: these libraries raise dozens of exception types,
     and a traceback or a 500 is never the right answer to a broken upload."""
+    _quiet_libraries()
     try:
         yield
     except NocodetuneError:
