@@ -37,6 +37,8 @@ def test_lora_run_writes_adapter_metrics_plot_samples_and_card(job_factory):
     logs = [e for e in events if e["type"] == "log"]
     assert [e["step"] for e in logs] == [1, 2, 3, 4, 5, 6]
     assert logs[-1]["progress"] == 1.0 and logs[0]["tokens_per_second"] > 0
+    progress = [e for e in events if e["type"] == "progress"]  # one per optimizer step, whatever logging_steps is
+    assert [e["step"] for e in progress] == [1, 2, 3, 4, 5, 6] and progress[-1]["eta_seconds"] == 0
     assert {e["stage"] for e in events if e["type"] == "message"} >= {"loading model", "tokenizing", "training", "evaluating", "saving"}
 
     out = job / "outputs"
@@ -91,7 +93,7 @@ def test_parent_child_chain_starts_from_parent_result(job_factory):
 
     metrics = json.loads((child / "outputs" / "metrics.json").read_text())
     assert metrics["lineage"]["parent"] == "parent"
-    assert metrics["lineage"]["started_from"]["parents"] == [str(parent)]
+    assert [layer["job"] for layer in metrics["lineage"]["started_from"]["layers"]] == ["parent"]
     assert "parent" in (child / "outputs" / "README.md").read_text()
     # The child's untrained start *is* the parent's result: same answers on the same held-out prompts.
     samples = lambda job, stage: [json.loads(l)["output"] for l in (job / "outputs" / "samples.jsonl").read_text().splitlines() if json.loads(l)["stage"] == stage]
@@ -170,6 +172,36 @@ def test_resume_after_kill_9_continues_from_last_checkpoint(job_factory):
     first_log = next(e for e in second if e["type"] == "log")
     assert first_log["step"] > on_disk[-1]  # steps already done are not redone
     assert second[-1]["type"] == "finished" and second[-1]["metrics"]["global_step"] == 400
+
+
+def test_pause_request_ends_the_run_paused_with_a_checkpoint(job_factory):
+    from nocodetune.records.runs import request_stop
+    from nocodetune.workspace import JobPaths
+
+    job = job_factory("paused", config=LONG)
+    proc = _start(job)
+    _wait_for(job, "log", proc)
+    request_stop(JobPaths(job), "pause")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    paused = events_of(job)[-1]
+    assert paused["type"] == "paused" and paused["step"] > 0 and Path(paused["checkpoint"]).is_dir()
+
+
+def test_heartbeat_speaks_only_when_the_run_is_quiet(tmp_path):
+    import time
+
+    from nocodetune.records.events import EventWriter, read_events
+    from nocodetune.training.heartbeat import Heartbeat
+
+    writer = EventWriter(tmp_path / "events.jsonl", run=1)
+    beat = Heartbeat(writer, interval=1.0).start()
+    beat.set_stage("loading model")
+    time.sleep(3.5)
+    beat.stop()
+    events, _ = read_events(tmp_path / "events.jsonl")
+    assert 2 <= len(events) <= 4 and all(e.type == "heartbeat" and e.data()["stage"] == "loading model" for e in events)
+    assert events[-1].data()["elapsed_seconds"] >= 2
 
 
 def test_sigterm_saves_checkpoint_and_exits_143(job_factory):

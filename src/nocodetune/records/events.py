@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -55,20 +56,28 @@ class Event(BaseModel):
 
 
 class EventWriter:
-    """Append-only writer, flushed per line so readers see progress at once."""
+    """Append-only writer, flushed per line so readers see progress at once.
+
+    Thread-safe: the heartbeat thread and the training loop write through one writer.
+    `last_emit` is when the last line was written (the heartbeat uses it).
+    """
 
     def __init__(self, path: Path, run: int | None = None) -> None:
         self.path = path
         self.run = run
+        self.last_emit = time.time()
+        self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def emit(self, type: EventType, **fields: Any) -> Event:
         event = Event(type=type, run=self.run, **fields)
         line = json.dumps(event.data(), default=str)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        with self._lock:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            self.last_emit = event.time
         return event
 
 

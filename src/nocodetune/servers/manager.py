@@ -113,17 +113,20 @@ def plan(ws: Workspace, kind: str, *, job: str | None = None, model: str | None 
     if job and model:
         raise ConfigError("give either --job or --model, not both", field="model")
     if job:
-        from nocodetune.serving.loader import job_output  # light: no torch at import
+        from nocodetune.modeling.lineage import require_output  # light: no torch at import
 
         paths = ws.job(job)
         if not paths.root.is_dir():
             raise NotFoundError(f"job {job!r} does not exist", field="job", hint="list jobs with `nocodetune job list`")
-        output_kind, folder = job_output(paths)
-        return ServerPlan(workspace=ws.root, kind=kind, host=host, port=port, job=job, job_dir=paths.root, serves=f"job {job} ({output_kind})")
+        output = require_output(paths)
+        return ServerPlan(workspace=ws.root, kind=kind, host=host, port=port, job=job, job_dir=paths.root, serves=f"job {job} ({output.kind})")
     from nocodetune.records.schema import ModelSection
     from nocodetune.model_source import resolve_model
 
     model = model or "default"
+    adapter = Path(model).expanduser()
+    if (adapter / "adapter_config.json").is_file() and not (adapter / "config.json").is_file():
+        return ServerPlan(workspace=ws.root, kind=kind, host=host, port=port, model=str(adapter.resolve()), serves=f"adapter {adapter.name}")
     resolved = resolve_model(ModelSection(source=model))  # a clear error now, not in the log later
     return ServerPlan(workspace=ws.root, kind=kind, host=host, port=port, model=model, serves=f"model {resolved.display_name}")
 

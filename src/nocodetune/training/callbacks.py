@@ -15,6 +15,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from nocodetune.records.events import EventWriter
+from nocodetune.training.heartbeat import Heartbeat
 
 
 class StopFlags:
@@ -26,8 +27,9 @@ class StopFlags:
 
 
 class EventsCallback(TrainerCallback):
-    def __init__(self, writer: EventWriter, flags: StopFlags, started_fields: dict[str, Any], checkpoints: Path) -> None:
+    def __init__(self, writer: EventWriter, flags: StopFlags, started_fields: dict[str, Any], checkpoints: Path, heartbeat: Heartbeat | None = None) -> None:
         self.writer = writer
+        self.heartbeat = heartbeat
         self.flags = flags
         self.started_fields = started_fields
         self.checkpoints = checkpoints
@@ -43,9 +45,24 @@ class EventsCallback(TrainerCallback):
         self._step0 = state.global_step
         self._last_tokens = self.tokens_at_start = state.num_input_tokens_seen or 0
         self.writer.emit("started", pid=os.getpid(), total_steps=state.max_steps, **self.started_fields)
+        if self.heartbeat is not None:
+            self.heartbeat.set_stage("training")
         self.writer.emit("message", stage="training", text=f"training for {state.max_steps} steps")
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        now = time.time()
+        done = state.global_step - self._step0
+        eta = (now - self._t0) / done * (state.max_steps - state.global_step) if done > 0 else None
+        if self.heartbeat is not None:
+            self.heartbeat.step = state.global_step
+        self.writer.emit(
+            "progress",
+            step=state.global_step,
+            total_steps=state.max_steps,
+            epoch=round(float(state.epoch or 0), 4),
+            progress=round(state.global_step / max(state.max_steps, 1), 4),
+            eta_seconds=round(eta, 1) if eta is not None else None,
+        )
         if self.flags.cancel:
             control.should_save = True  # a checkpoint to resume from, then stop
             control.should_training_stop = True

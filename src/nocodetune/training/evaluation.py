@@ -7,19 +7,18 @@ match (after trimming whitespace) or by containment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from nocodetune.training.examples import Example
+from nocodetune.data.examples import Example, prompt_and_answer
+from nocodetune.data.tokens import render
 
 
-def prompt_and_expected(example: Example) -> tuple[list[dict[str, str]], str] | None:
-    if "prompt" not in example:
-        return None  # plain text has no question to ask
-    return example["prompt"], example["completion"][-1]["content"]
-
-
-def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int, batch_size: int = 16) -> list[str]:
-    """Greedy answers, batched with left padding."""
+def generate(
+    model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int, batch_size: int = 16,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[str]:
+    """Greedy answers, batched with left padding; `on_progress(done, total)` after each batch."""
     import torch
 
     was_training = model.training
@@ -32,15 +31,14 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], ma
     try:
         for i in range(0, len(prompts), batch_size):
             chunk = prompts[i : i + batch_size]
-            if getattr(tokenizer, "chat_template", None):
-                texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in chunk]
-            else:
-                texts = ["\n".join(m["content"] for m in p) + "\n" for p in chunk]
+            texts = [render(tokenizer, p, add_generation_prompt=True) for p in chunk]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             with torch.no_grad():
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id)
             for row in out[:, enc["input_ids"].shape[1] :]:
                 outputs.append(tokenizer.decode(row, skip_special_tokens=True))
+            if on_progress is not None:
+                on_progress(len(outputs), len(prompts))
     finally:
         tokenizer.padding_side = side
         if was_training:
@@ -56,12 +54,15 @@ def score(output: str, expected: str, metric: str) -> float:
     return 0.0
 
 
-def run_heldout(model: Any, tokenizer: Any, examples: list[Example], *, metric: str, limit: int, max_new_tokens: int) -> dict[str, Any]:
+def run_heldout(
+    model: Any, tokenizer: Any, examples: list[Example], *, metric: str, limit: int, max_new_tokens: int,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Generations for up to `limit` held-out examples, with their score (None if metric is 'none')."""
-    pairs = [pe for pe in (prompt_and_expected(e) for e in examples[:limit]) if pe is not None]
+    pairs = [pe for pe in (prompt_and_answer(e) for e in examples[:limit]) if pe is not None]
     if not pairs:
         return {"score": None, "items": []}
-    answers = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens)
+    answers = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens, on_progress=on_progress)
     items = []
     for (prompt, expected), answer in zip(pairs, answers):
         item = {"prompt": prompt[-1]["content"], "expected": expected, "output": answer}

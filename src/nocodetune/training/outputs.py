@@ -11,18 +11,22 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from nocodetune.records.job import ResolvedJob
 
 
-def save_atomically(target: Path, model: Any, tokenizer: Any) -> Path:
+def save_atomically(target: Path, model: Any, tokenizer: Any, before_rename: Callable[[Path], None] | None = None) -> Path:
+    """Save into a staging folder beside `target`, finish it (`before_rename`), then rename it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the model server may run as another user
     try:
         model.save_pretrained(str(staging), safe_serialization=True)
         tokenizer.save_pretrained(str(staging))
+        if before_rename is not None:
+            before_rename(staging)
         if target.exists():
             shutil.rmtree(target)  # a rerun replaces the previous result
         os.replace(staging, target)
@@ -69,7 +73,7 @@ def plot_loss(path: Path, history: list[dict[str, Any]]) -> Path | None:
     return path
 
 
-def write_model_card(path: Path, job: ResolvedJob, metrics: dict[str, Any], model_path: Path, start: dict[str, Any]) -> None:
+def write_model_card(path: Path, job: ResolvedJob, metrics: dict[str, Any], model_path: Path, start: str) -> None:
     """A README.md that says what this model is, how it was made and from what data."""
     data = "\n".join(f"- `{d.name}@{d.version}` ({d.file}, sha256 `{d.sha256[:16]}…`, {d.rows} rows)" for d in job.datasets) or "- (none)"
     lineage = job.lineage
@@ -84,13 +88,12 @@ def write_model_card(path: Path, job: ResolvedJob, metrics: dict[str, Any], mode
     table = "\n".join(f"| {k} | {metrics.get(k)} |" for k in keys)
     text = f"""# {job.name}
 
-Fine-tuned with NoCodeTune ({job.config.method}) from **{start.get('model')}**.
+Fine-tuned with NoCodeTune ({job.config.method}) from **{start}**.
 {job.config.description}
 
 - Output: `{model_path.relative_to(path.parent.parent) if model_path.is_relative_to(path.parent.parent) else model_path}`
 - Base jobs: {' → '.join(lineage.base_chain) or lineage.base or '(none)'}
 - Job lineage: {chain}
-- Started from: `{start.get('folder')}`{' + parents ' + ', '.join(start.get('parents', [])) if start.get('parents') else ''}
 
 ## Data
 {data}

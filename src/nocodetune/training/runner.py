@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +23,8 @@ from nocodetune.records.runs import read_stop
 from nocodetune.errors import ConfigError, DataError, ModelNotFoundError, NocodetuneError
 from nocodetune.records.events import EventWriter, read_events
 from nocodetune.settings import Settings, apply_network_policy
-from nocodetune.training.examples import Example, build_examples, read_rows, split_examples
+from nocodetune.training.heartbeat import Heartbeat
+from nocodetune.data.examples import Example, read_examples, split_examples
 from nocodetune.workspace import JobPaths
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 143
@@ -81,6 +83,11 @@ def preflight(job: ResolvedJob) -> None:
 
 
 def load_examples(job: ResolvedJob, paths: JobPaths) -> tuple[str, list[Example], list[Example]]:
+    """The job's examples split into (train, eval), refusing the whole run if any row is unusable.
+
+    `data.examples.read_examples` is what validate runs too, so a job that validated
+    trains on exactly the rows validate accepted, and a refusal reads the same in both.
+    """
     if not job.datasets:
         raise DataError("the job has no dataset", field="dataset.ref", hint="set dataset.ref to name@version")
     all_examples: list[Example] = []
@@ -89,10 +96,12 @@ def load_examples(job: ResolvedJob, paths: JobPaths) -> tuple[str, list[Example]
         file = paths.root / snap.file
         if not file.is_file():
             raise DataError(f"dataset snapshot {snap.file} is missing from the job folder", file=str(file))
-        fmt, _, examples = build_examples(read_rows(file), job.config.dataset, snap.file)
-        all_examples.extend(examples)
-    train, evals = split_examples(all_examples, job.config.training.eval_split, job.config.training.seed)
-    return fmt, train, evals
+        found = read_examples(file, job.config.dataset)
+        found.raise_if_refused(f"{snap.name}@{snap.version}")
+        fmt = found.format
+        all_examples.extend(found.examples)
+    train_idx, eval_idx = split_examples(all_examples, job.config.training.eval_split, job.config.training.seed)
+    return fmt, [all_examples[i] for i in train_idx], [all_examples[i] for i in eval_idx]
 
 
 class JobRun:
@@ -106,8 +115,10 @@ class JobRun:
 
         self.flags = StopFlags()
         self.t0 = time.time()
+        self.heartbeat = Heartbeat(self.writer)
 
     def message(self, stage: str, text: str) -> None:
+        self.heartbeat.set_stage(stage)
         self.writer.emit("message", stage=stage, text=text)
 
     def stop_event(self) -> Literal["paused", "cancelled"]:
@@ -122,6 +133,13 @@ class JobRun:
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.heartbeat.start()
+        try:
+            return self._outcome()
+        finally:
+            self.heartbeat.stop()
+
+    def _outcome(self) -> int:
         try:
             return self._run()
         except Cancelled:
@@ -166,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m nocodetune.training JOB_DIR", file=sys.stderr)
         return 2
     apply_network_policy(Settings())
+    # Library deprecation notices are for developers; a user reading the run log needs the run.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     # Progress goes to events.jsonl; bars would only clutter the run log.
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
