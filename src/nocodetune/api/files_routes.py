@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from nocodetune.data.models import DatasetInfo, DatasetVersionMeta, PreviewPage
+from nocodetune.data.report import FormatReport
 from nocodetune.data.staging import StagedFile, TooLargeError
 from nocodetune.data.store import MAX_PREVIEW_ROWS, DatasetStore
 from nocodetune.errors import DataError, UnsafeNameError
@@ -41,6 +42,9 @@ _MEDIA_TYPES = {
 
 class UploadedVersion(DatasetVersionMeta):
     created: bool = Field(description="False when these bytes were already stored (the existing version is returned).")
+    report: list[FormatReport] = Field(
+        default_factory=list, description="Each training format the columns fit: rows usable, rows refused and why (empty: no format fits)."
+    )
 
 
 class Deleted(BaseModel):
@@ -178,7 +182,7 @@ async def upload(request: Request, response: Response) -> UploadedVersion:
             receiver.staged.discard()  # no-op once the version is in place
     if not result.created:
         response.status_code = 200
-    return UploadedVersion(**result.meta.model_dump(), created=result.created)
+    return UploadedVersion(**result.meta.model_dump(), created=result.created, report=result.report)
 
 
 @router.get("", response_model=list[DatasetInfo])

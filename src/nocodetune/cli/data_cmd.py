@@ -12,6 +12,7 @@ from rich.table import Table as RichTable
 
 from nocodetune.cli.common import console, workspace_from
 from nocodetune.data.models import DatasetVersionMeta
+from nocodetune.data.report import FormatReport
 from nocodetune.data.store import DatasetStore, split_ref
 from nocodetune.errors import DataError
 
@@ -74,10 +75,25 @@ def add(
     meta = result.meta
     if not result.created:
         console.print(f"no new version: same content as [bold]{meta.ref}[/]")
+    else:
+        console.print(f"added [bold green]{meta.ref}[/]: {_describe(meta)}")
+        for note in meta.notes:
+            console.print(f"  [dim]note: {escape(note)}[/]")
+    _print_report(result.report, meta.columns)
+
+
+def _print_report(report: list[FormatReport], columns: list[str]) -> None:
+    """Per training format: how many rows it can use, and which it refuses and why."""
+    if not report:
+        console.print(
+            f"  [yellow]no training format fits the columns {escape(', '.join(columns))}[/]: name them prompt/completion, "
+            "instruction/output, messages, chosen/rejected or text, or map them with dataset.columns in the job"
+        )
         return
-    console.print(f"added [bold green]{meta.ref}[/]: {_describe(meta)}")
-    for note in meta.notes:
-        console.print(f"  [dim]note: {escape(note)}[/]")
+    console.print("  usable for training as:")
+    for entry in report:
+        style = "yellow" if entry.refused else "green"
+        console.print(f"    [{style}]{escape(entry.summary())}[/]")
 
 
 @app.command("list")

@@ -24,6 +24,7 @@ from nocodetune.records.dataset import DATASET_FORMAT_VERSION, META_FILE, Datase
 from nocodetune.records.io import write_text_atomic
 from nocodetune.data.readers import preview as read_preview
 from nocodetune.data.readers import read_file
+from nocodetune.data.report import FormatReport, report_file
 from nocodetune.data.decode import check_encoding
 from nocodetune.data.staging import StagedFile, disk_errors, remove_stale_staging
 from nocodetune.data.table import Table
@@ -115,17 +116,23 @@ class DatasetStore:
             sha256 = staged.finish()
             same = self._find_sha(name, sha256)
             if same is not None:
-                return AddResult(meta=same, created=False)
+                return AddResult(meta=same, created=False, report=self._report(staged, same))
             table = read_file(staged.path, fmt=staged.format, split=split, display=staged.original_filename, keep_rows=False, encoding=encoding)
             with self._lock(name):
                 same = self._find_sha(name, sha256)  # an identical add may have won the race
                 if same is not None:
-                    return AddResult(meta=same, created=False)
+                    return AddResult(meta=same, created=False, report=self._report(staged, same))
                 meta = self._meta_for(staged, name, self._next_version(name), sha256, table, tags)
+                report = self._report(staged, meta)
                 self._publish(staged, meta)
-                return AddResult(meta=meta, created=True)
+                return AddResult(meta=meta, created=True, report=report)
         finally:
             staged.discard()
+
+    @staticmethod
+    def _report(staged: StagedFile, meta: DatasetVersionMeta) -> list[FormatReport]:
+        """Per training format: rows usable and rows refused (read from the staged bytes, which equal the version's)."""
+        return report_file(staged.path, meta.format, meta.columns, meta.text_split or "paragraph", staged.original_filename, meta.encoding)
 
     def _publish(self, staged: StagedFile, meta: DatasetVersionMeta) -> None:
         """Write the meta beside the staged file, then rename the folder into place as `v<N>`."""
