@@ -71,7 +71,7 @@ def add(
 ) -> None:
     """Add a file as the next version of a dataset (nothing is stored if the file cannot be read)."""
     store = _store(ctx)
-    result = store.add(file, name or _default_name(file), tags=tag, split=split, encoding=encoding)
+    result = store.add(file, name if name is not None else _default_name(file), tags=tag, split=split, encoding=encoding)
     meta = result.meta
     if not result.created:
         console.print(f"no new version: same content as [bold]{meta.ref}[/]")
