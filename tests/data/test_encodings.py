@@ -161,6 +161,21 @@ def test_a_close_call_names_the_alternative_and_the_user_can_choose_it(tmp_path:
     assert store.preview("menu", chosen.version).rows == [{"text": "café crčme"}]
 
 
+def test_every_later_reader_uses_the_encoding_the_version_recorded(tmp_path: Path, store: DatasetStore) -> None:
+    """Validate and training read a job's snapshot: a user's choice must survive there, not be detected again."""
+    from nocodetune.data.examples import read_examples
+    from nocodetune.data.readers import read_snapshot
+    from nocodetune.records.schema import DatasetSection
+
+    path = tmp_path / "menu.csv"
+    path.write_bytes("text\ncafé crème\n".encode("cp1252"))
+    meta = store.add(path, "menu", encoding="cp1250").meta
+    snapshot = store.snapshot_into("menu", meta.version, tmp_path / "job" / "files")
+    for rows in (store.read("menu", meta.version).rows, read_snapshot(store.path("menu", meta.version)).rows, read_snapshot(snapshot).rows):
+        assert rows == [{"text": "café crčme"}]
+    assert read_examples(snapshot, DatasetSection()).examples == [{"text": "café crčme"}]
+
+
 def test_a_given_encoding_that_does_not_fit_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_bytes(b"text\nfine\n" + "şeker".encode("cp1254") + b"\n")

@@ -102,3 +102,17 @@ def test_files_other_tools_export(store: DatasetStore, tmp_path: Path, name: str
     path.write_text(content, encoding="utf-8")
     report = store.add(path, name.split(".")[0]).report
     assert {r.format: (r.usable, r.refused) for r in report} == expected
+
+
+def test_large_files_are_streamed_for_the_report_with_the_same_result(store: DatasetStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files over KEEP_ROWS_BYTES are read a second time, row by row, in the recorded encoding: same report."""
+    from nocodetune.data import store as store_module
+
+    rows = [{"prompt": f"şeker {i}", "completion": "" if i % 700 == 3 else f"c{i}"} for i in range(3000)]
+    text = "prompt,completion\n" + "".join(f"{r['prompt']},{r['completion']}\n" for r in rows)
+    (tmp_path / "a.csv").write_bytes(text.encode("cp1254"))
+    kept = store.add(tmp_path / "a.csv", "kept").report
+    monkeypatch.setattr(store_module, "KEEP_ROWS_BYTES", 0)
+    streamed = store.add(tmp_path / "a.csv", "streamed").report
+    assert streamed == kept
+    assert kept[0].refused == 5 and kept[0].reasons[0].rows == [4, 704, 1404, 2104, 2804]

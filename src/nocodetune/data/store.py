@@ -24,7 +24,7 @@ from nocodetune.records.dataset import DATASET_FORMAT_VERSION, META_FILE, Datase
 from nocodetune.records.io import write_text_atomic
 from nocodetune.data.readers import preview as read_preview
 from nocodetune.data.readers import read_file
-from nocodetune.data.report import FormatReport, report_file
+from nocodetune.data.report import FormatReport, report_file, report_rows
 from nocodetune.data.decode import check_encoding
 from nocodetune.data.staging import StagedFile, disk_errors, remove_stale_staging
 from nocodetune.data.table import Table
@@ -34,6 +34,7 @@ from nocodetune.workspace import Workspace, check_name
 _LAST_VERSION_FILE = ".last_version"  # keeps numbers of deleted versions from being reused
 LOCK_TIMEOUT_S = 120.0
 MAX_PREVIEW_ROWS = 1000
+KEEP_ROWS_BYTES = 16 << 20  # files up to this size are read once for checking and reporting; larger ones are streamed twice
 
 
 def clean_tags(tags: Iterable[str]) -> list[str]:
@@ -117,13 +118,14 @@ class DatasetStore:
             same = self._find_sha(name, sha256)
             if same is not None:
                 return AddResult(meta=same, created=False, report=self._report(staged, same))
-            table = read_file(staged.path, fmt=staged.format, split=split, display=staged.original_filename, keep_rows=False, encoding=encoding)
+            keep = staged.size <= KEEP_ROWS_BYTES  # small files: the rows read once serve the report too
+            table = read_file(staged.path, fmt=staged.format, split=split, display=staged.original_filename, keep_rows=keep, encoding=encoding)
             with self._lock(name):
                 same = self._find_sha(name, sha256)  # an identical add may have won the race
                 if same is not None:
                     return AddResult(meta=same, created=False, report=self._report(staged, same))
                 meta = self._meta_for(staged, name, self._next_version(name), sha256, table, tags)
-                report = self._report(staged, meta)
+                report = report_rows(table.rows, meta.columns) if keep else self._report(staged, meta)
                 self._publish(staged, meta)
                 return AddResult(meta=meta, created=True, report=report)
         finally:
@@ -257,7 +259,7 @@ class DatasetStore:
 
     def read(self, name: str, version: int) -> Table:
         meta = self.version(name, version)
-        return read_file(self.path(name, version), fmt=meta.format, split=meta.text_split or "paragraph", display=meta.ref)
+        return read_file(self.path(name, version), fmt=meta.format, split=meta.text_split or "paragraph", display=meta.ref, encoding=meta.encoding)
 
     def preview(self, name: str, version: int, offset: int = 0, limit: int = 20) -> PreviewPage:
         if offset < 0:
