@@ -176,7 +176,7 @@ def decode_text(data: bytes, display: str, encoding: str | None = None) -> Decod
     if text.startswith("\ufeff"):  # utf-16/32 keep no BOM, but be sure
         text = text[1:]
     _check_controls(text, decoded.encoding, display)
-    if not text.strip():
+    if not text or text.isspace():  # (no .strip(): that would copy a large file's text)
         raise DataError(f"{display} contains only whitespace", file=display)
     return DecodedText(text=text, encoding=decoded.encoding, source=decoded.source, alternatives=decoded.alternatives)
 
