@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nocodetune import __version__
 from nocodetune.api.auth import BearerTokenMiddleware, require_token_for
 from nocodetune.errors import NocodetuneError
+from nocodetune.jobs.preflight import validator
 from nocodetune.jobs.service import JobService
 from nocodetune.settings import get_settings
 from nocodetune.workspace import Workspace
@@ -55,6 +56,7 @@ def create_app(
         await run_in_threadpool(db.init_db, ws)
         if service is not None:
             await run_in_threadpool(service.start)
+            validator().start()  # warm up in the background: the first validation is then fast too
         try:
             yield
         finally:

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
 
 from nocodetune.api import jobs_views as views
 from nocodetune.api.deps import job_service, workspace
@@ -19,7 +20,7 @@ from nocodetune.records.job import read_resolved
 from nocodetune.records.schema import JobConfig
 from nocodetune.config.validate import ValidationReport
 from nocodetune.errors import NocodetuneError
-from nocodetune.jobs.preflight import preflight_isolated
+from nocodetune.jobs.preflight import validator
 from nocodetune.jobs.spec import JobSpec
 from nocodetune.jobs.service import JobService
 from nocodetune.jobs.status import JobStatus
@@ -83,10 +84,14 @@ def create(body: CreateJobRequest, ws: Workspace = Depends(workspace), service: 
 
 @router.post("/jobs/validate", response_model=ValidationReport)
 def validate_spec(body: JobSpec, ws: Workspace = Depends(workspace)) -> ValidationReport:
-    """Pre-flight checks of a job that is not created yet; creates nothing (run in a child process: it loads the tokenizer)."""
+    """Pre-flight checks of a job that is not created yet; creates nothing.
+
+    Runs in the API's warm validation worker; `stats.warming_up` is true when the request
+    had to wait for the worker to start (the first one after the API starts).
+    """
     from nocodetune.jobs.create import plan_job
 
-    return preflight_isolated(ws, plan_job(ws, body), None)
+    return validator().validate(ws, plan_job(ws, body), None)
 
 
 # -- one job -------------------------------------------------------------------------------
@@ -97,11 +102,20 @@ def get_job(name: str, ws: Workspace = Depends(workspace), service: JobService =
     return views.detail(ws, service.get(name))
 
 
+class ValidatorState(BaseModel):
+    ready: bool = Field(description="False while the validation worker is still starting (the first validation then takes longer).")
+
+
+@router.get("/validator", response_model=ValidatorState)
+def validator_state() -> ValidatorState:
+    return ValidatorState(ready=validator().ready)
+
+
 @router.post("/jobs/{name}/validate", response_model=ValidationReport)
 def validate_job(name: str, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> ValidationReport:
     service.get(name)  # 404 first
     paths = ws.job(name)
-    return preflight_isolated(ws, read_resolved(paths), paths.root)
+    return validator().validate(ws, read_resolved(paths), paths.root)
 
 
 @router.post("/jobs/{name}/run", response_model=JobDetail, status_code=202)

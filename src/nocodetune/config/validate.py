@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from nocodetune.data.examples import Example, ExampleSet, read_examples, row_list, split_examples
 from nocodetune.errors import NocodetuneError
+from nocodetune.model_source import ResolvedModel
 from nocodetune.records.job import DatasetSnapshot, ResolvedJob
 from nocodetune.records.schema import JobConfig
 from nocodetune.workspace import Workspace
@@ -214,9 +215,45 @@ def _check_data(ws: Workspace, resolved: ResolvedJob, job_dir: Path | None, repo
     return _Data(found=found, train_idx=train_idx, eval_idx=eval_idx)
 
 
+def _stamp(model: ResolvedModel) -> tuple[str, str | None, float]:
+    """Cache key of a located model: where it is and when it last changed."""
+    main = model.path / model.gguf_file if model.gguf_file else model.path / "config.json"
+    return str(model.path), model.gguf_file, main.stat().st_mtime if main.exists() else 0.0
+
+
+_tokenizers: dict[tuple[str, str | None, float], Any] = {}
+_dims: dict[tuple[str, str | None, float], dict[str, int]] = {}
+
+
+def load_model_tokenizer(model: ResolvedModel) -> Any:
+    """The model's tokenizer, kept for the life of the process (the API's warm validator reuses it).
+
+    Validation only reads from it, so sharing one object between validations is safe.
+    """
+    from nocodetune.model_source import load_tokenizer
+
+    key = _stamp(model)
+    if key not in _tokenizers:
+        _tokenizers[key] = load_tokenizer(model)
+    return _tokenizers[key]
+
+
+def _model_dims_cached(model: ResolvedModel) -> dict[str, int]:
+    from nocodetune.model_source import converted_dir
+
+    key = _stamp(model)
+    if key not in _dims:
+        converted = converted_dir(model)
+        if converted is not None and (converted / "config.json").is_file():
+            _dims[key] = model_dims(converted, None)  # parsing a GGUF takes seconds; its converted copy does not
+        else:
+            _dims[key] = model_dims(model.path, model.gguf_file)
+    return _dims[key]
+
+
 def _check_model(resolved: ResolvedJob, report: ValidationReport) -> Any | None:
     """Resolve the model locally and load its tokenizer (no weights); None on failure."""
-    from nocodetune.model_source import converted_dir, load_tokenizer, resolve_model
+    from nocodetune.model_source import resolve_model
 
     try:
         model = resolve_model(resolved.config.model)
@@ -224,17 +261,13 @@ def _check_model(resolved: ResolvedJob, report: ValidationReport) -> Any | None:
         report.error(str(exc), field=exc.field or "model.source")
         return None
     report.stats["model"] = model.display_name
-    converted = converted_dir(model)
-    if converted is not None and (converted / "config.json").is_file():
-        dims = model_dims(converted, None)  # parsing a GGUF takes seconds; its converted copy does not
-    else:
-        dims = model_dims(model.path, model.gguf_file)
+    dims = _model_dims_cached(model)
     if "params" in dims:
         report.stats["parameters"] = dims["params"]
         report.stats["memory"] = estimate_memory_gb(resolved.config, dims)
         _check_memory(report)
     try:
-        return load_tokenizer(model)
+        return load_model_tokenizer(model)
     except Exception as exc:  # noqa: BLE001 - any tokenizer failure is a model problem to report
         report.error(f"cannot load the tokenizer of {model.display_name}: {exc}", field="model.source")
         return None
@@ -376,6 +409,34 @@ def _check_pairs(tokenizer: Any, data: _Data, config: JobConfig, report: Validat
         )
 
 
+def _check_modules(resolved: ResolvedJob, report: ValidationReport) -> None:
+    """Every name in lora.target_modules must select a module of this model (peft would fail mid-run)."""
+    from nocodetune.config.target_modules import describe_modules, translate, unmatched
+    from nocodetune.modeling.modules import linear_module_names
+
+    config = resolved.config
+    targets = config.lora.target_modules
+    if config.method not in ("lora", "qlora") or targets == "all-linear":
+        return
+    try:
+        names = linear_module_names(config.model)
+    except NocodetuneError:
+        return  # the model check reports a missing model
+    except Exception as exc:  # noqa: BLE001 - an unreadable config is reported, never a crash
+        report.warn(f"could not list the model's modules to check lora.target_modules: {exc}", field="lora.target_modules")
+        return
+    missing = unmatched(targets, names)
+    if not missing:
+        return
+    suggestion = translate([t for t in missing], names) if not isinstance(targets, str) else None
+    renames = f" ({'; '.join(suggestion.notes)})" if suggestion and suggestion.notes else ""
+    report.error(
+        f"lora.target_modules names modules this model does not have: {', '.join(repr(m) for m in missing)}{renames}; "
+        f"its linear modules are: {describe_modules(names)}",
+        field="lora.target_modules",
+    )
+
+
 def _check_parent(resolved: ResolvedJob, report: ValidationReport) -> None:
     parent_dir = resolved.lineage.parent_dir
     if not parent_dir:
@@ -408,6 +469,8 @@ def preflight(ws: Workspace, resolved: ResolvedJob, job_dir: Path | None = None)
     tokenizer = _check_model(resolved, report)
     if data is not None and tokenizer is not None:
         _check_tokens(tokenizer, data, config, report)
+    if tokenizer is not None:
+        _check_modules(resolved, report)
     _check_parent(resolved, report)
     report.stats["method"] = config.method
     return report
