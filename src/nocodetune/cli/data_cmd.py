@@ -127,6 +127,8 @@ def show(
     console.print(f"  created: {meta.created_at.isoformat(timespec='seconds')}" + (f", tags: {escape(', '.join(meta.tags))}" if meta.tags else ""))
     if meta.text_split:
         console.print(f"  split: one row per {meta.text_split}")
+    for note in meta.notes:  # e.g. which encoding was detected, and which others would also fit
+        console.print(f"  [dim]note: {escape(note)}[/]")
     if rows:
         page = store.preview(name, version, 0, rows)
         table = RichTable(*(escape(c) for c in page.columns), title=f"first {len(page.rows)} of {page.total} rows")
