@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from nocodetune.api.errors import API_ERRORS, error_responses
 from nocodetune.data.models import DatasetInfo, DatasetVersionMeta, PreviewPage
+from nocodetune.data.report import FormatReport
 from nocodetune.data.staging import StagedFile, TooLargeError
 from nocodetune.data.store import MAX_PREVIEW_ROWS, DatasetStore
 from nocodetune.errors import DataError, UnsafeNameError
@@ -64,6 +65,9 @@ _MEDIA_TYPES = {
 
 class UploadedVersion(DatasetVersionMeta):
     created: bool = Field(description="False when these bytes were already stored (the existing version is returned).")
+    report: list[FormatReport] = Field(
+        default_factory=list, description="Each training format the columns fit: rows usable, rows refused and why (empty: no format fits)."
+    )
 
 
 class Deleted(BaseModel):
@@ -171,7 +175,7 @@ def _decode(raw: bytes, what: str) -> str:
     responses={200: {"model": UploadedVersion, "description": "Same bytes as an existing version"}, **error_responses(413)},
 )  # fmt: skip
 async def upload(request: Request, response: Response) -> UploadedVersion:
-    """Add the uploaded file as the next version of dataset `name` (form fields: file, name, tags, split)."""
+    """Add the uploaded file as the next version of dataset `name` (form fields: file, name, tags, split, encoding)."""
     from python_multipart import MultipartParser
     from python_multipart.exceptions import MultipartParseError
     from python_multipart.multipart import parse_options_header
@@ -202,13 +206,14 @@ async def upload(request: Request, response: Response) -> UploadedVersion:
         split = receiver.fields.get("split") or "paragraph"
         if split not in ("paragraph", "document"):
             raise DataError(f"split must be 'paragraph' or 'document', got {split!r}", field="split")
-        result = await run_in_threadpool(store.add_staged, staged, name, tags, split)  # type: ignore[arg-type]
+        encoding = receiver.fields.get("encoding") or None
+        result = await run_in_threadpool(store.add_staged, staged, name, tags, split, encoding)  # type: ignore[arg-type]
     finally:
         if receiver.staged is not None:
             receiver.staged.discard()  # no-op once the version is in place
     if not result.created:
         response.status_code = 200
-    return UploadedVersion(**result.meta.model_dump(), created=result.created)
+    return UploadedVersion(**result.meta.model_dump(), created=result.created, report=result.report)
 
 
 @router.get("", response_model=list[DatasetInfo])
