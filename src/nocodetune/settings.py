@@ -48,6 +48,8 @@ _OFFLINE_ENV = {
     "HF_HUB_DISABLE_EXPERIMENTAL_WARNING": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "GRADIO_ANALYTICS_ENABLED": "False",
+    "FASTAPI_OTEL_AUTO_CONFIGURE": "false",  # FastAPI's OpenTelemetry exporters stay off
+    "OTEL_SDK_DISABLED": "true",
 }
 
 

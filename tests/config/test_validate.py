@@ -123,6 +123,7 @@ def test_child_of_an_unrun_parent_gets_a_warning(ws: Workspace, dataset: str, ti
     assert any(w.field == "parent" and "'p'" in w.message for w in report.warnings)
     (ws.job("p").adapter_dir).mkdir(parents=True)
     (ws.job("p").adapter_dir / "adapter_model.safetensors").write_bytes(b"x")
+    (ws.job("p").adapter_dir / "adapter_config.json").write_text("{}")
     assert not any(w.field == "parent" for w in preflight(ws, child).warnings)
 
 

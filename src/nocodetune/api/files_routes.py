@@ -233,7 +233,7 @@ def get_version(request: Request, name: str, version: int) -> DatasetVersionMeta
 
 @router.get("/{name}/versions/{version}/preview", response_model=PreviewPage)
 def preview_version(
-    request: Request, name: str, version: int, offset: int = Query(0, ge=0), limit: int = Query(20, ge=0, le=MAX_PREVIEW_ROWS)
+    request: Request, name: str, version: int, offset: int = Query(0, ge=0, le=2**31 - 1), limit: int = Query(20, ge=0, le=MAX_PREVIEW_ROWS)
 ) -> PreviewPage:
     store = _store(request)
     _data_file(request, store, name, version)  # a planted link is refused before it is read

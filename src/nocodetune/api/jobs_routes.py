@@ -66,7 +66,7 @@ def list_jobs(
     status: str | None = Query(None, description="Comma list of statuses."),
     base: str | None = None,
     q: str | None = Query(None, description="Substring of the name or description."),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**31 - 1),
     limit: int = Query(50, ge=1, le=500),
     service: JobService = Depends(job_service),
 ) -> JobList:
@@ -173,7 +173,7 @@ def delete(name: str, force: bool = False, ws: Workspace = Depends(workspace), s
 def logs(
     name: str,
     tail: int = Query(200, ge=0, le=100_000),
-    run: int | None = Query(None, ge=1, description="Run number; default the latest."),
+    run: int | None = Query(None, ge=1, le=1_000_000, description="Run number; default the latest."),
     ws: Workspace = Depends(workspace),
     service: JobService = Depends(job_service),
 ) -> LogTail:
@@ -186,7 +186,7 @@ def logs(
 def events(
     name: str,
     request: Request,
-    after: int | None = Query(None, ge=0, description="Byte offset (an event id) to continue after."),
+    after: int | None = Query(None, ge=0, le=2**62, description="Byte offset (an event id) to continue after."),
     last_event_id: str | None = Header(None),
     service: JobService = Depends(job_service),
 ) -> StreamingResponse:

@@ -437,12 +437,14 @@ def _check_modules(resolved: ResolvedJob, report: ValidationReport) -> None:
     )
 
 
-def _check_parent(resolved: ResolvedJob, report: ValidationReport) -> None:
-    parent_dir = resolved.lineage.parent_dir
-    if not parent_dir:
+def _check_parent(ws: Workspace, resolved: ResolvedJob, job_dir: Path | None, report: ValidationReport) -> None:
+    from nocodetune.modeling.lineage import trained_output
+    from nocodetune.records.job import parent_paths
+
+    if not resolved.lineage.parent:
         return
-    outputs = Path(parent_dir) / "outputs"
-    if not any((outputs / d).is_dir() and any((outputs / d).iterdir()) for d in ("model", "adapter")):
+    parent = parent_paths(resolved, job_dir if job_dir is not None else ws.job(resolved.name).root)
+    if parent is None or trained_output(parent) is None:
         report.warn(f"parent job {resolved.lineage.parent!r} has no trained model yet; run it before this job", field="parent")
 
 
@@ -471,6 +473,6 @@ def preflight(ws: Workspace, resolved: ResolvedJob, job_dir: Path | None = None)
         _check_tokens(tokenizer, data, config, report)
     if tokenizer is not None:
         _check_modules(resolved, report)
-    _check_parent(resolved, report)
+    _check_parent(ws, resolved, job_dir, report)
     report.stats["method"] = config.method
     return report

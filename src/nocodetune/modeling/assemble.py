@@ -124,8 +124,9 @@ def assemble(
     """
     own_paths = job if isinstance(job, JobPaths) else None
     resolved = read_resolved(job) if isinstance(job, JobPaths) else job
+    parents = ancestors(resolved, own_paths.root if own_paths else None)
     chain: list[tuple[str, TrainedOutput]] = []
-    for paths, _ in ancestors(resolved):
+    for paths, _ in parents:
         chain.append((paths.name, _parent_output(paths)))
     if include_self:
         if own_paths is None:
@@ -135,7 +136,7 @@ def assemble(
     start = max((i for i, (_, out) in enumerate(chain) if out.kind in ("model", "merged")), default=None)
     trust = resolved.config.model.trust_remote_code
     if start is None:
-        root = ancestors(resolved)[0][1] if resolved.lineage.parent_dir else resolved
+        root = parents[0][1] if parents else resolved
         located = resolve_model(root.config.model)
         folder = materialize(located)
         if quantize_4bit and chain:

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from nocodetune.errors import ModelNotFoundError, NotFoundError
-from nocodetune.records.job import ResolvedJob, read_resolved
+from nocodetune.records.job import ResolvedJob, parent_paths, read_resolved
 from nocodetune.workspace import JobPaths
 
 OutputKind = Literal["merged", "model", "adapter"]
@@ -43,20 +43,21 @@ def require_output(paths: JobPaths) -> TrainedOutput:
     return found
 
 
-def ancestors(job: ResolvedJob) -> list[tuple[JobPaths, ResolvedJob]]:
+def ancestors(job: ResolvedJob, job_root: Path | None = None) -> list[tuple[JobPaths, ResolvedJob]]:
     """The job's parents, oldest first, each with its resolved config (read from its own folder)."""
     chain: list[tuple[JobPaths, ResolvedJob]] = []
     seen: set[str] = set()
-    parent_dir = job.lineage.parent_dir
-    while parent_dir:
-        paths = JobPaths(Path(parent_dir))
+    current, root = job, job_root
+    while (paths := parent_paths(current, root)) is not None:
         if str(paths.root) in seen:
             raise ModelNotFoundError(f"job lineage loops through {paths.name!r}", field="parent")
         seen.add(str(paths.root))
         if not paths.resolved_json.is_file():
-            raise ModelNotFoundError(f"parent job folder {paths.root} is gone", field="parent", file=str(paths.root), hint="a child job starts from its parent's trained model")
-        resolved = read_resolved(paths)
-        chain.append((paths, resolved))
-        parent_dir = resolved.lineage.parent_dir
+            raise ModelNotFoundError(
+                f"parent job {current.lineage.parent!r} is gone ({paths.root})", field="parent", file=str(paths.root),
+                hint="a child job starts from its parent's trained model",
+            )
+        current, root = read_resolved(paths), paths.root
+        chain.append((paths, current))
     chain.reverse()
     return chain

@@ -10,10 +10,11 @@ from typing import Any
 
 from nocodetune.modeling.assemble import Assembled, assemble
 from nocodetune.records.job import ResolvedJob
+from nocodetune.workspace import JobPaths
 
 
-def load_start(job: ResolvedJob, *, dtype: str, attn: str) -> Assembled:
-    return assemble(job, include_self=False, dtype=dtype, attn=attn, quantize_4bit=job.config.method == "qlora")
+def load_start(job: ResolvedJob, paths: JobPaths, *, dtype: str, attn: str) -> Assembled:
+    return assemble(paths, include_self=False, dtype=dtype, attn=attn, quantize_4bit=job.config.method == "qlora")
 
 
 def apply_lora(model: Any, job: ResolvedJob) -> Any:

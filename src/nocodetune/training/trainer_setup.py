@@ -124,8 +124,8 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
     rt = resolve_runtime(cfg)
     torch.manual_seed(cfg.training.seed)
 
-    run.message("loading model", f"loading {cfg.model.source if not job.lineage.parent_dir else 'parent ' + str(job.lineage.parent)} ({rt.dtype}, {rt.device})")
-    start = load_start(job, dtype=rt.dtype, attn=rt.attn_implementation)
+    run.message("loading model", f"loading {cfg.model.source if not job.lineage.parent else 'parent ' + str(job.lineage.parent)} ({rt.dtype}, {rt.device})")
+    start = load_start(job, paths, dtype=rt.dtype, attn=rt.attn_implementation)
     model, tokenizer = start.model, start.tokenizer
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
