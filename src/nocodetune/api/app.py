@@ -65,6 +65,7 @@ def create_app(
     app.state.workspace = ws
     app.state.routes = routes
     app.state.job_service = service
+    app.state.api_token = token
     if token:
         app.add_middleware(BearerTokenMiddleware, token=token)
 
@@ -100,6 +101,10 @@ def create_app(
         app.include_router(jobs_routes.router, prefix="/api", tags=["jobs"])
     if "servers" in routes:
         app.include_router(servers_routes.router, prefix="/api/servers", tags=["servers"])
+    if "jobs" in routes:  # the OpenAI fine-tuning API (files, fine_tuning/jobs, models, chat) under /v1
+        from nocodetune.api.openai import router as openai_router
+
+        app.include_router(openai_router, prefix="/v1", tags=["openai"])
     if "ui" in routes:
         from nocodetune.ui import routes as ui_routes
 
