@@ -81,16 +81,20 @@ def in_process_preflight(ws: Any, resolved: Any, job_dir: Any) -> Any:
     return preflight(ws, resolved, job_dir)
 
 
+REAL_TRAINER = None  # command=REAL_TRAINER: jobs run `python -m nocodetune.training`
+_TEST_TRAINER: Any = object()
+
+
 @contextmanager
 def openai_api(
     ws: Workspace,
     *,
-    command: Callable[[Path], list[str]] | None = None,
+    command: Callable[[Path], list[str]] | None = _TEST_TRAINER,
     options: OpenAIOptions | None = None,
     api_token: str | None = None,
 ) -> Iterator[tuple[str, Any, Counter[tuple[str, str]]]]:
     """(base URL, app, request counts) of a live API whose jobs run `command` (default: the test trainer)."""
-    service = JobService(ws, command=command or trainer_command(), poll_s=0.05, cancel_grace_s=30)
+    service = JobService(ws, command=trainer_command() if command is _TEST_TRAINER else command, poll_s=0.05, cancel_grace_s=120)
     app = create_app(ws, ("jobs",), job_service=service, api_token=api_token)
     app.state.openai_options = options or OpenAIOptions(validate=in_process_preflight)
     counts: Counter[tuple[str, str]] = Counter()
@@ -112,7 +116,8 @@ def check(obj: Any) -> Any:
     """
     raw = obj.to_dict()
     if raw.get("object") == "fine_tuning.job" and raw.get("status") == "paused":
-        raw = {**raw, "status": "running"}
+        type(obj).model_validate({**raw, "status": "running"})
+        return obj
     return type(obj).model_validate(raw)
 
 

@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import queue
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -296,13 +296,15 @@ class OpenAIJobs:
         self.service = service
         self.validate = validate
         self._lock = threading.RLock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._queue: queue.Queue[str | None] | None = None
         self._validating: set[str] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         """Validate jobs a stopped API left half-way, and queue those it validated but never queued."""
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openai-validate")
+        self._queue = queue.Queue()
+        # a daemon: a validation in progress never holds up the API's exit (the next start validates again)
+        threading.Thread(target=self._work, args=(self._queue,), name="openai-validate", daemon=True).start()
         for record in list_job_records(self.ws):
             try:
                 row_status = self.service.get(record.id).status
@@ -317,12 +319,18 @@ class OpenAIJobs:
             elif record.validation == "failed":
                 self._settle_created(record.id, JobStatus.failed.value, record.error.message if record.error else None, "config")
             else:
-                self._queue(record.id)
+                self._submit(record.id)
 
     def stop(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            if self._queue is not None:
+                self._queue.put(None)
+                self._queue = None
+                self._validating.clear()
+
+    def _work(self, jobs: queue.Queue[str | None]) -> None:
+        while (job_id := jobs.get()) is not None and self._queue is jobs:  # a stopped service leaves the rest to its next start
+            self._validate_job(job_id)
 
     # -- creation ---------------------------------------------------------------------------
     def create(
@@ -446,10 +454,10 @@ class OpenAIJobs:
     # -- validation -------------------------------------------------------------------------
     def _enqueue(self, job_id: str) -> None:
         with self._lock:
-            if job_id in self._validating or self._pool is None:
+            if job_id in self._validating or self._queue is None:
                 return  # a stopped service validates it at its next start
             self._validating.add(job_id)
-            self._pool.submit(self._validate_job, job_id)
+            self._queue.put(job_id)
 
     def _validate_job(self, job_id: str) -> None:
         paths = self.ws.job(job_id)
@@ -482,13 +490,13 @@ class OpenAIJobs:
                 if record.cancelled_at is not None:
                     return
                 if report.ok:
-                    self._queue(job_id)
+                    self._submit(job_id)
                 else:
                     self._settle_created(job_id, JobStatus.failed.value, record.error.message if record.error else None, "config")
         except Exception:  # noqa: BLE001
             log.exception("could not record the validation of %s", job_id)
 
-    def _queue(self, job_id: str) -> None:
+    def _submit(self, job_id: str) -> None:
         try:
             self.service.submit(job_id)
         except NocodetuneError as exc:

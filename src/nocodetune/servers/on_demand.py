@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
@@ -84,7 +84,6 @@ class ModelServerPool:
         self._entries: dict[Key, _Entry] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._starter = ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-server-start")
         self._reaper = threading.Thread(target=self._reap_loop, name="model-server-reaper", daemon=True)
         self._reaper.start()
 
@@ -98,7 +97,8 @@ class ModelServerPool:
             if entry.record is not None and not process.is_alive(entry.record.pid, entry.record.pid_create_time):
                 entry.record, entry.served_name = None, None  # it died: start another
             if entry.record is None and entry.starting is None:  # one start per model, whoever asks
-                entry.starting = self._starter.submit(self._find_or_start, key)
+                entry.starting = Future()
+                threading.Thread(target=self._run_start, args=(key, entry.starting), name=f"model-server-start-{key[1]}", daemon=True).start()
             starting = entry.starting
             if entry.record is not None:
                 return self._lease(key, entry)
@@ -144,6 +144,19 @@ class ModelServerPool:
             if entry is not None and entry.record is not None and entry.record.url == lease.url:
                 entry.record, entry.served_name = None, None
 
+    def _run_start(self, key: Key, future: Future[tuple[ServerRecord, bool, str]]) -> None:
+        """In a daemon thread, so a start in progress never holds up the API's exit."""
+        try:
+            result = self._find_or_start(key)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
+            future.set_exception(exc)
+            return
+        if self._closed.is_set() and result[1]:
+            _stop(self.ws, result[0])  # the pool closed while it loaded: nobody will use or stop it
+            future.set_exception(ServerStarting("the API is shutting down", retry_after=5))
+            return
+        future.set_result(result)
+
     def _find_or_start(self, key: Key) -> tuple[ServerRecord, bool, str]:
         """(record, started here, the model id it answers to), in the starter thread."""
         kind, name = key
@@ -185,7 +198,6 @@ class ModelServerPool:
     def close(self) -> None:
         """Stop the servers this pool started (found ones keep running)."""
         self._closed.set()
-        self._starter.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             owned = [e.record for e in self._entries.values() if e.owned and e.record is not None]
             self._entries.clear()
