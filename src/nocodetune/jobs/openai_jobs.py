@@ -31,7 +31,7 @@ from nocodetune.data.examples import build_examples
 from nocodetune.data.readers import read_file
 from nocodetune.data.staging import StagedFile
 from nocodetune.data.store import DatasetStore
-from nocodetune.errors import NocodetuneError, NotFoundError
+from nocodetune.errors import ConflictError, NocodetuneError, NotFoundError
 from nocodetune.jobs.preflight import preflight_isolated
 from nocodetune.jobs.registry import get_row
 from nocodetune.jobs.service import JobService
@@ -565,8 +565,10 @@ class OpenAIJobs:
         with self._lock:
             record = self._record(job_id)
             row = self.service.get(job_id)
+            status = openai_status(row.status, record)
+            if status == "queued" and row.status == JobStatus.created.value:
+                raise ConflictError(f"job {job_id} is being queued right now", field="fine_tuning_job_id", hint="try again in a moment")
             if row.status not in (JobStatus.queued.value, JobStatus.running.value):
-                status = openai_status(row.status, record)
                 raise RefusedRequest(f"job {job_id} is {status}; only a queued or running job can be paused", param="fine_tuning_job_id", code="invalid_job_state")
             self.service.pause(job_id)
         return self.describe(job_id)
