@@ -17,7 +17,16 @@ from nocodetune.api.openai import OpenAIOptions
 from nocodetune.servers import manager
 from nocodetune.workspace import Workspace
 from tests.jobs.conftest import wait_for
-from tests.openai.conftest import REAL_TRAINER, chat_lines, check, openai_api, sdk, trainer_command, wait_status, write_jsonl
+from tests.openai.conftest import (
+    REAL_TRAINER,
+    chat_lines,
+    check,
+    openai_api,
+    sdk,
+    trainer_command,
+    wait_status,
+    write_jsonl,
+)
 
 
 def _model_servers(ws: Workspace, job_id: str) -> list[str]:

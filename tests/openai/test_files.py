@@ -14,7 +14,14 @@ from nocodetune.data.store import DatasetStore
 from nocodetune.errors import NotFoundError
 from nocodetune.records.openai import find_file_record
 from nocodetune.workspace import Workspace
-from tests.openai.conftest import chat_lines, check, dpo_lines, openai_api, sdk, write_jsonl
+from tests.openai.conftest import (
+    chat_lines,
+    check,
+    dpo_lines,
+    openai_api,
+    sdk,
+    write_jsonl,
+)
 
 
 def test_an_upload_is_a_dataset_version_and_every_file_route_answers(oa_ws: Workspace, tmp_path: Path) -> None:

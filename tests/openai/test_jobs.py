@@ -18,7 +18,17 @@ from nocodetune.config.inherit import resolve_config
 from nocodetune.records.job import read_resolved
 from nocodetune.workspace import Workspace
 from tests.jobs.conftest import wait_for
-from tests.openai.conftest import chat_lines, check, dpo_lines, in_process_preflight, openai_api, sdk, trainer_command, wait_status, write_jsonl
+from tests.openai.conftest import (
+    chat_lines,
+    check,
+    dpo_lines,
+    in_process_preflight,
+    openai_api,
+    sdk,
+    trainer_command,
+    wait_status,
+    write_jsonl,
+)
 
 
 def upload(client: openai.OpenAI, path: Path) -> str:

@@ -31,6 +31,6 @@ with TestClient(create_app({str(tmp_path / 'ws')!r})) as c:
     assert c.get('/v1/fine_tuning/jobs/' + job.json()['id'] + '/events').status_code == 200
 print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
 """
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from nocodetune.records.events import EventWriter  # noqa: E402
-from nocodetune.records.runs import read_stop  # noqa: E402
-from nocodetune.workspace import JobPaths  # noqa: E402
+from nocodetune.records.events import EventWriter
+from nocodetune.records.runs import read_stop
+from nocodetune.workspace import JobPaths
 
 
 def main() -> int:

@@ -15,11 +15,11 @@ anywhere else.
 from __future__ import annotations
 
 import logging
+import queue
 import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-import queue
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -36,7 +36,12 @@ from nocodetune.jobs.preflight import preflight_isolated
 from nocodetune.jobs.registry import get_row
 from nocodetune.jobs.service import JobService
 from nocodetune.jobs.status import JobStatus
-from nocodetune.model_source import DEFAULT_MODEL_NAME, default_gguf_path, resolve_model, section_for_identity
+from nocodetune.model_source import (
+    DEFAULT_MODEL_NAME,
+    default_gguf_path,
+    resolve_model,
+    section_for_identity,
+)
 from nocodetune.records.events import Event, read_events_with_offsets
 from nocodetune.records.job import ResolvedJob, read_resolved
 from nocodetune.records.openai import (
@@ -170,8 +175,9 @@ class OpenAIFiles:
                 raise RefusedRequest(f"{name}: {found.refusal_summary()} (line {first.row} first)", param="file", code="invalid_file_format")
             with self._lock:
                 added = self.store.add_staged(staged, dataset_name_for(Path(name)), tags=["openai"])
+                now = time.time()
                 record = FileRecord(
-                    id=new_file_id(), filename=name, bytes=added.meta.size_bytes, created_at=_now(), purpose=FILE_PURPOSE,
+                    id=new_file_id(), filename=name, bytes=added.meta.size_bytes, created_at=int(now), created_time=now, purpose=FILE_PURPOSE,
                     dataset=added.meta.name, version=added.meta.version, data_format=found.format, created_version=added.created,  # type: ignore[arg-type]
                 )
                 write_file_record(self.ws, record)
@@ -393,8 +399,9 @@ class OpenAIJobs:
             learning_rate_multiplier=round(trained.training.learning_rate / config.training.learning_rate, 6),
             beta=trained.preference.beta if method == "dpo" else None,
         )
+        now = time.time()
         record = JobRecord(
-            id=job_id, created_at=_now(), model=model, base_model=base_model, training_file=training_file, suffix=suffix,
+            id=job_id, created_at=int(now), created_time=now, model=model, base_model=base_model, training_file=training_file, suffix=suffix,
             seed=values["training.seed"], metadata=metadata, method=method, hyperparameters=hp, used=used,
         )  # fmt: skip
         write_job_record(self.ws.job(job_id), record)
@@ -414,9 +421,8 @@ class OpenAIJobs:
             )
         if hp.beta is not None and method != "dpo":
             raise RefusedRequest("beta is a DPO hyperparameter; use method dpo", param="hyperparameters.beta", code="invalid_value")
-        if suffix is not None:
-            if not 1 <= len(suffix) <= MAX_SUFFIX or not all(c.isalnum() or c in "-_." for c in suffix) or not suffix.isascii():
-                raise RefusedRequest(f"suffix must be 1-{MAX_SUFFIX} letters, digits, '-', '_' or '.', got {suffix!r}", param="suffix", code="invalid_value")
+        if suffix is not None and (not 1 <= len(suffix) <= MAX_SUFFIX or not suffix.isascii() or not all(c.isalnum() or c in "-_." for c in suffix)):
+            raise RefusedRequest(f"suffix must be 1-{MAX_SUFFIX} letters, digits, '-', '_' or '.', got {suffix!r}", param="suffix", code="invalid_value")
         if seed is not None and (isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
             raise RefusedRequest(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}", param="seed", code="invalid_value")
         if metadata is not None:
@@ -612,8 +618,8 @@ class OpenAIJobs:
         for event, offset in read_events_with_offsets(self.ws.job(record.id).events):
             data, when = event.data(), int(event.time)
 
-            def item(message: str, level: Literal["info", "warn", "error"] = "info", n: int = 0, ev: Event = event) -> EventItem:
-                return EventItem(id=f"ftevent-{short}-{offset}-{n}", created_at=int(ev.time), level=level, message=message)
+            def item(message: str, level: Literal["info", "warn", "error"] = "info", n: int = 0, ev: Event = event, at: int = offset) -> EventItem:
+                return EventItem(id=f"ftevent-{short}-{at}-{n}", created_at=int(ev.time), level=level, message=message)
 
             if event.type == "started":
                 resumed = data.get("resumed_from")

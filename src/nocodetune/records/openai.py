@@ -16,6 +16,7 @@ NoCodeTune name is its OpenAI id, so the job folder and the id cannot drift apar
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 from pathlib import Path
@@ -72,6 +73,7 @@ class FileRecord(BaseModel):
     filename: str = Field(description="The name the client uploaded it under.")
     bytes: int = Field(ge=0)
     created_at: int = Field(description="Unix seconds.")
+    created_time: float = Field(0.0, description="time.time() at upload: orders files uploaded within one second.")
     purpose: str
     dataset: str
     version: int = Field(ge=1)
@@ -115,7 +117,7 @@ def list_file_records(ws: Workspace) -> list[FileRecord]:
     if not ws.files.is_dir():
         return []
     found = (_read_file_record(p) for p in ws.files.glob(f"*/v*/{FILE_RECORDS_DIR}/file-*.json"))
-    return sorted((r for r in found if r is not None), key=lambda r: (r.created_at, r.id))
+    return sorted((r for r in found if r is not None), key=lambda r: (r.created_at, r.created_time, r.id))
 
 
 def records_of_version(ws: Workspace, dataset: str, version: int) -> list[FileRecord]:
@@ -147,7 +149,7 @@ def _auto_or_number(value: object, name: str, *, whole: bool, low: float, high: 
         raise ValueError(problem)
     if whole and (isinstance(value, float) and not value.is_integer()):
         raise ValueError(problem)
-    if value != value or value > high or value < low or (low_open and value <= low):  # NaN compares unequal to itself
+    if math.isnan(value) or value > high or value < low or (low_open and value <= low):
         raise ValueError(problem)
     return int(value) if whole else float(value)
 
@@ -198,6 +200,7 @@ class JobRecord(BaseModel):
     format_version: int = FORMAT_VERSION
     id: str
     created_at: int
+    created_time: float = Field(0.0, description="time.time() at creation: orders jobs created within one second.")
     model: str = Field(description="The model as the request named it.")
     base_model: str = Field(description="The model's public name (the embedded model's name, a hub id, a folder name): the <base> of ft:<base>:<suffix>:<id>.")
     training_file: str
@@ -251,4 +254,4 @@ def list_job_records(ws: Workspace) -> list[JobRecord]:
             continue
         if record is not None:
             out.append(record)
-    return sorted(out, key=lambda r: (r.created_at, r.id))
+    return sorted(out, key=lambda r: (r.created_at, r.created_time, r.id))

@@ -9,7 +9,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 
 from nocodetune.api.openai.errors import OpenAIError, OpenAIRoute
-from nocodetune.api.openai.models import Checkpoint, CheckpointList, CreateJobRequest, EventList, FineTuningJob, JobEvent, JobList
+from nocodetune.api.openai.models import (
+    Checkpoint,
+    CheckpointList,
+    CreateJobRequest,
+    EventList,
+    FineTuningJob,
+    JobEvent,
+    JobList,
+)
 from nocodetune.api.openai.state import OpenAIState, openai_state, require_token
 from nocodetune.jobs.openai_jobs import page
 from nocodetune.records.openai import Hyperparameters
