@@ -140,3 +140,32 @@ def test_validation_errors_name_the_request_field() -> None:
     exc = RequestValidationError([{"type": "value_error", "loc": ("body", "hyperparameters", "n_epochs"), "msg": "Value error, n_epochs must be 'auto' or ...", "input": 0}])
     body = json.loads(bytes(render_error(exc).body))["error"]
     assert body["param"] == "hyperparameters.n_epochs" and body["message"].startswith("n_epochs must be")
+
+
+def test_the_sdk_retries_while_a_model_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chat request that finds its model still loading gets 503 + Retry-After, which the SDK retries."""
+    import openai
+
+    from nocodetune.api.openai import OpenAIOptions
+    from nocodetune.jobs.bootstrap import init_workspace
+    from tests.openai.conftest import openai_api, sdk
+
+    if "SmolLM2-135M-Instruct" not in _listed_bases():
+        pytest.skip("the embedded default model is not installed")
+    loading = threading.Event()
+    monkeypatch.setattr(on_demand.manager, "start", lambda *a, **kw: loading.wait(60) and None)  # never ready during the test
+    init_workspace(tmp_path / "ws")
+    ws = Workspace(tmp_path / "ws")
+    with openai_api(ws, options=OpenAIOptions(start_wait_s=0.2)) as (url, _, counts):
+        with pytest.raises(openai.InternalServerError) as err:
+            sdk(url, max_retries=2).chat.completions.create(model="SmolLM2-135M-Instruct", messages=[{"role": "user", "content": "hi"}])
+        assert err.value.status_code == 503 and err.value.response.headers["retry-after"] == "1"
+        assert err.value.body["code"] == "model_loading"  # type: ignore[index]
+        assert counts[("POST", "/v1/chat/completions")] == 3  # the first try and the SDK's two retries
+    loading.set()
+
+
+def _listed_bases() -> list[str]:
+    from nocodetune.model_source import DEFAULT_MODEL_NAME, default_gguf_path
+
+    return [DEFAULT_MODEL_NAME] if default_gguf_path() is not None else []

@@ -106,7 +106,8 @@ class ModelServerPool:
         try:
             record, owned, name = starting.result(timeout=self.start_wait_s)
         except FutureTimeout:
-            raise ServerStarting(f"the model server for {key[1]} is still loading", retry_after=10) from None
+            # ask again after about as long as this request waited (1-10 s): the SDK honours Retry-After
+            raise ServerStarting(f"the model server for {key[1]} is still loading", retry_after=max(1, min(10, round(self.start_wait_s)))) from None
         except Exception as exc:  # noqa: BLE001 - any start failure is answered, and the next request tries again
             with self._lock:
                 if self._entries.get(key) is entry and entry.starting is starting:
