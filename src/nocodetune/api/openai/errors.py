@@ -77,10 +77,10 @@ def render_error(exc: Exception) -> JSONResponse:
     if isinstance(exc, ServerStarting):
         return error_response(OpenAIError(503, exc.message, code="model_loading", retry_after=exc.retry_after))
     if isinstance(exc, ServerFailed):
-        return error_response(OpenAIError(500, str(exc).replace("\n", " "), code="model_server_failed"), permanent=True)
+        return error_response(OpenAIError(500, _message(exc), code="model_server_failed"), permanent=True)
     if isinstance(exc, NocodetuneError):
         param = openai_param(exc.field)
-        message = str(exc).replace("\nHint: ", ". Hint: ").replace("\n", " ")
+        message = _message(exc)
         if isinstance(exc, RefusedRequest):
             return error_response(OpenAIError(400, message, param=param, code=exc.code))
         if isinstance(exc, NotFoundError):
@@ -93,6 +93,21 @@ def render_error(exc: Exception) -> JSONResponse:
         return error_response(OpenAIError(exc.status_code, str(exc.detail)))
     log.error("unexpected error under /v1", exc_info=exc)
     return error_response(OpenAIError(500, f"internal error ({type(exc).__name__}); see the API server's log"))
+
+
+def _message(exc: NocodetuneError) -> str:
+    """The message with the file, row and hint it names (the field travels as `param`)."""
+    text = exc.message
+    where = []
+    if exc.file and exc.file not in text:
+        where.append(f"file {exc.file}")
+    if exc.row is not None and f"row {exc.row}" not in text:
+        where.append(f"row {exc.row}")
+    if where:
+        text += f" ({', '.join(where)})"
+    if exc.hint:
+        text += f". Hint: {exc.hint}"
+    return text.replace("\n", " ")
 
 
 def _invalid_request(exc: RequestValidationError) -> OpenAIError:
