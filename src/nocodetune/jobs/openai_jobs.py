@@ -170,9 +170,8 @@ class OpenAIFiles:
                     param="file",
                     code="invalid_file_format",
                 )
-            if found.refused:
-                first = found.refused[0]
-                raise RefusedRequest(f"{name}: {found.refusal_summary()} (line {first.row} first)", param="file", code="invalid_file_format")
+            if found.refused:  # the same message validate and training give for these rows
+                raise RefusedRequest(f"{name}: {found.refusal_summary()}", param="file", code="invalid_file_format")
             with self._lock:
                 added = self.store.add_staged(staged, dataset_name_for(Path(name)), tags=["openai"])
                 now = time.time()
