@@ -29,6 +29,7 @@ class Settings(BaseSettings):
         description="Command that runs one job, with {python} and {job_dir} placeholders (e.g. 'accelerate launch -m nocodetune.training {job_dir}'); default: {python} -m nocodetune.training {job_dir}.",
     )
     cancel_grace_seconds: float = Field(default=60.0, description="How long a cancelled job may take to save its checkpoint before it is killed.")
+    model_idle_seconds: float = Field(default=600.0, gt=0, description="How long a model server the API started for /v1 chat stays up without requests.")
 
 
 def get_settings() -> Settings:

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 
 from nocodetune import __version__
 from nocodetune.api.auth import BearerTokenMiddleware, guard_refusal, require_token_for
-from nocodetune.api.errors import APP_ERRORS, install_error_handlers
+from nocodetune.api.errors import APP_ERRORS, install_error_handlers, openai_shape, register_error_shape
 from nocodetune.http_guard import BrowserGuardMiddleware
 from nocodetune.jobs.preflight import validator
 from nocodetune.errors import NocodetuneError
@@ -98,6 +98,11 @@ def create_app(
         app.include_router(servers_routes.router, prefix="/api/servers", tags=["servers"])
     if "models" in routes:
         app.include_router(models_routes.router, prefix="/api/models", tags=["models"])
+    if "jobs" in routes:  # the OpenAI fine-tuning API (files, fine_tuning/jobs, models, chat) under /v1
+        from nocodetune.api.openai import router as openai_router
+
+        register_error_shape(app, "/v1", openai_shape)
+        app.include_router(openai_router, prefix="/v1", tags=["openai"])
     if "ui" in routes:
         from nocodetune.ui import routes as ui_routes
 

@@ -17,6 +17,7 @@ To give a prefix its own shape:
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,6 +87,24 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
 
 
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """OpenAI's error object, as the /v1 routes answer it."""
+
+    error: OpenAIErrorDetail
+
+
+def openai_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries in OpenAI's error shape, for the /v1 routes."""
+    return {code: {"model": OpenAIErrorBody, "description": _DESCRIPTIONS.get(code, "OpenAI-shaped error")} for code in codes}
+
+
 APP_ERRORS = error_responses(403, 500)  # any route: the browser guard and bugs
 API_ERRORS = error_responses(400, 401, 404, 405, 422, 503)  # any /api route
 
@@ -103,11 +122,15 @@ def project_shape(err: ApiError) -> dict[str, Any]:
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error", 409: "conflict_error", 422: "invalid_request_error", 429: "rate_limit_error"}
 
 
+_OPENAI_CODES = {401: "invalid_api_key", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 429: "rate_limit_exceeded"}
+
+
 def openai_shape(err: ApiError) -> dict[str, Any]:
     """OpenAI's error object, for routes that mimic its API."""
     kind = _OPENAI_TYPES.get(err.status, "server_error" if err.status >= 500 else "invalid_request_error")
     message = err.message if not err.hint else f"{err.message} ({err.hint})"
-    return {"error": {"message": message, "type": kind, "param": err.field, "code": err.error}}
+    code = _OPENAI_CODES.get(err.status) or re.sub(r"(?<!^)(?=[A-Z])", "_", err.error).lower()
+    return {"error": {"message": message, "type": kind, "param": err.field, "code": code}}
 
 
 def register_error_shape(app: FastAPI, prefix: str, shape: Shape) -> None:

@@ -21,7 +21,7 @@ from nocodetune.records.job import read_resolved
 from nocodetune.records.schema import JobConfig
 from nocodetune.config.validate import ValidationReport
 from nocodetune.errors import NocodetuneError
-from nocodetune.jobs.preflight import validator
+from nocodetune.jobs.preflight import validate_in_worker, validator
 from nocodetune.jobs.spec import JobSpec
 from nocodetune.jobs.service import JobService
 from nocodetune.jobs.status import JobStatus
@@ -97,7 +97,7 @@ def validate_spec(body: JobSpec, ws: Workspace = Depends(workspace)) -> Validati
     """
     from nocodetune.jobs.create import plan_job
 
-    return validator().validate(ws, plan_job(ws, body), None)
+    return validate_in_worker(ws, plan_job(ws, body), None)
 
 
 # -- one job -------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def validator_state() -> ValidatorState:
 def validate_job(name: str, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> ValidationReport:
     service.get(name)  # 404 first
     paths = ws.job(name)
-    return validator().validate(ws, read_resolved(paths), paths.root)
+    return validate_in_worker(ws, read_resolved(paths), paths.root)
 
 
 @router.post("/jobs/{name}/run", response_model=JobDetail, status_code=202, responses=CONFLICT)

@@ -125,6 +125,11 @@ def validator() -> ValidationWorker:
         return _worker
 
 
+def validate_in_worker(ws: Workspace, resolved: ResolvedJob, job_dir: Path | None = None) -> ValidationReport:
+    """`config.validate.preflight` run by this process's warm worker (what long-lived servers call)."""
+    return validator().validate(ws, resolved, job_dir)
+
+
 # -- the worker process --------------------------------------------------------------
 
 
