@@ -21,13 +21,22 @@ def live_server(app: Any) -> Iterator[str]:
         with serve_in_thread(app) as url:
             yield url
     finally:
-        app.state.engine.shutdown()
+        app.state.backend.shutdown()
 
 
 def build(model: str | None = None, job_dir: Path | None = None, **options: Any) -> Any:
+    """A model server app. fp32 unless asked otherwise: these tests compare answers token for
+    token with a plain transformers forward pass of the same weights."""
     from nocodetune.serving.runner import ServeOptions, build_app
 
+    options.setdefault("precision", "fp32")
     return build_app(ServeOptions(model=model, job_dir=job_dir, **options))
+
+
+def served(app: Any) -> tuple[Any, Any]:
+    """(model, tokenizer) a transformers-backed app serves."""
+    backend = app.state.backend
+    return backend.engine.runner.model, backend.vocab.tokenizer
 
 
 @pytest.fixture(scope="module")

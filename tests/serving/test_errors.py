@@ -37,7 +37,7 @@ def test_empty_messages_is_400(tiny_server: tuple[str, Any]) -> None:
 
 def test_max_tokens_over_context_window_is_400(tiny_server: tuple[str, Any]) -> None:
     url, app = tiny_server
-    window = app.state.engine.context_window
+    window = app.state.backend.context_window
     r = httpx.post(f"{url}/v1/chat/completions", json={"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": window})
     error = assert_openai_error(r, 400, "max_tokens")
     assert error["code"] == "context_length_exceeded" and str(window) in error["message"]
@@ -54,7 +54,7 @@ def test_malformed_json_is_400(tiny_server: tuple[str, Any]) -> None:
     [
         ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "temperature": 5}, "temperature"),
         ({"model": "tiny", "messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
-        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "n": 2}, "n"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "n": 17}, "n"),
         ({"messages": [{"role": "user", "content": "hi"}]}, "model"),
     ],
 )

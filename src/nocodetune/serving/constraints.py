@@ -1,0 +1,83 @@
+"""Constrained decoding with xgrammar, for both backends.
+
+Why xgrammar: it is installed, compiles a JSON schema, plain JSON or a model's tool-call
+format (its "structural tags" know Hermes/Qwen `<tool_call>` and Llama 3 JSON calls) into a
+grammar whose token masks are mostly precomputed, and a per-request `GrammarMatcher` fills a
+bitmask in microseconds. Because both backends sample in our own engine (serving.engine),
+the same mask applies to transformers logits and to llama.cpp logits: one library, one code
+path. (llama.cpp's GBNF grammars would only serve the llama.cpp backend and its own sampler;
+llguidance is equally capable for JSON schemas but is not installed and has no tool-format
+catalogue. docs/serving.md has the comparison.)
+
+Compilation runs off the event loop (`asyncio.to_thread`) and is cached per schema.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from nocodetune.serving.fields import FieldRefusal
+
+# A grammar allows at most this many whitespace characters in a row between JSON tokens:
+# free whitespace lets a weak model wander in blanks until max_tokens.
+_MAX_WHITESPACE = 2
+
+
+class Constraints:
+    """Compiles and caches grammars for one vocabulary."""
+
+    def __init__(self, vocab: Any) -> None:
+        self._vocab = vocab
+        self._compiler: Any = None
+        self._lock = threading.Lock()
+
+    def _get_compiler(self) -> Any:
+        with self._lock:
+            if self._compiler is None:
+                import xgrammar as xgr
+
+                self._compiler = xgr.GrammarCompiler(self._vocab.grammar_vocab(), max_threads=1, cache_enabled=True)
+            return self._compiler
+
+    def response_format(self, response_format: dict[str, Any]) -> Any:
+        """The compiled grammar for an OpenAI `response_format`, or None for `text`."""
+        kind = response_format.get("type")
+        if kind == "text":
+            return None
+        compiler = self._get_compiler()
+        if kind == "json_object":
+            return compiler.compile_json_schema({"type": "object"}, any_whitespace=True, max_whitespace_cnt=_MAX_WHITESPACE, strict_mode=False)
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise FieldRefusal("response_format.json_schema", "response_format.json_schema must be an object with a name and a schema", code="invalid_value")
+        schema = spec.get("schema", {})
+        if not isinstance(schema, dict):
+            raise FieldRefusal("response_format.json_schema.schema", "response_format.json_schema.schema must be a JSON schema object", code="invalid_value")
+        try:
+            return compiler.compile_json_schema(json.dumps(schema), any_whitespace=True, max_whitespace_cnt=_MAX_WHITESPACE, strict_mode=True)
+        except Exception as exc:  # noqa: BLE001 - xgrammar raises RuntimeError/ValueError for schemas it cannot compile
+            raise FieldRefusal(
+                "response_format.json_schema.schema", f"this JSON schema cannot be used for constrained decoding: {exc}", code="invalid_value"
+            ) from exc
+
+    def tool_calls(self, tool_format: str, tools: list[dict[str, Any]], tool_choice: Any, *, parallel: bool, reasoning: bool) -> Any:
+        """The grammar of a model's tool-call syntax (xgrammar structural tag `tool_format`):
+        free text with constrained calls (`auto`), at least one call (`required`) or exactly
+        the named one; every call's arguments match that tool's parameters schema."""
+        import xgrammar as xgr
+
+        try:
+            tag = xgr.get_model_structural_tag(
+                tool_format,
+                tools=tools,
+                tool_choice=tool_choice if tool_choice is not None else "auto",
+                reasoning="auto" if reasoning else "disabled",
+                max_whitespace_cnt=_MAX_WHITESPACE,
+                parallel_tool_calls=parallel,
+            )
+            return self._get_compiler().compile_structural_tag(tag)
+        except (ValueError, RuntimeError) as exc:
+            param = "tool_choice" if "choice" in str(exc) or "not found" in str(exc) else "tools"
+            raise FieldRefusal(param, f"{param}: {exc}", code="invalid_value") from exc
