@@ -94,14 +94,38 @@ class LlamaVocabulary:
         return self._grammar_vocab
 
 
+_native_log = logging.getLogger("nocodetune.serving.llamacpp.native")
+# ggml's levels in this build: 1 debug, 2 info, 3 warn, 4 error, 5 continuation. Its warnings
+# here are expected (a shared KV cache is larger than one sequence's trained context).
+_LOG_LEVELS = {3: logging.INFO, 4: logging.WARNING}
+_log_callback: Any = None  # kept alive: llama.cpp holds a pointer to it
+
+
+def _route_native_log() -> None:
+    """llama.cpp's own messages go to Python logging (errors as warnings), not to stderr."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def forward(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        message = text.decode("utf-8", errors="replace").rstrip()
+        if message:
+            _native_log.log(_LOG_LEVELS.get(level, logging.DEBUG), "%s", message)
+
+    _log_callback = forward
+    llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
+
+
 class LlamaCppRunner:
     """A `serving.backend.ModelRunner` over a llama.cpp context with one sequence id per row."""
 
     def __init__(self, path: Path, *, max_batch_size: int, kv_tokens: int, threads: int) -> None:
         import llama_cpp
-        from llama_cpp import _internals, _logger
+        from llama_cpp import _internals
 
-        _logger.set_verbose(False)
+        _route_native_log()
         self._llama = llama_cpp
         self._threads = threads
         self._model = _internals.LlamaModel(path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False)
