@@ -29,7 +29,7 @@ def build(model: str | None = None, job_dir: Path | None = None, **options: Any)
     token with a plain transformers forward pass of the same weights."""
     from nocodetune.serving.runner import ServeOptions, build_app
 
-    if not str(model).endswith(".gguf"):
+    if model not in ("default", None) and not str(model).endswith(".gguf") or job_dir is not None:
         options.setdefault("precision", "fp32")
     return build_app(ServeOptions(model=model, job_dir=job_dir, **options))
 

@@ -229,6 +229,11 @@ def test_a_named_tool_choice_calls_that_tool(tool_server: str) -> None:
         model="tiny", messages=ASK, tools=[WEATHER, CLOCK], tool_choice={"type": "function", "function": {"name": "get_time"}}, temperature=1.0, seed=4, max_tokens=120
     )
     assert _check_calls(reply.choices[0]) == ["get_time"]
+    allowed = {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [{"type": "function", "function": {"name": "get_weather"}}]}}
+    reply = client(tool_server).chat.completions.create(
+        model="tiny", messages=ASK, tools=[WEATHER, CLOCK], tool_choice=allowed, parallel_tool_calls=False, temperature=1.0, seed=5, max_tokens=120
+    )
+    assert _check_calls(reply.choices[0]) == ["get_weather"]
 
 
 def test_streamed_tool_calls_parse(tool_server: str) -> None:
