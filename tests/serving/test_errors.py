@@ -56,6 +56,10 @@ def test_malformed_json_is_400(tiny_server: tuple[str, Any]) -> None:
         ({"model": "tiny", "messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
         ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "n": 17}, "n"),
         ({"messages": [{"role": "user", "content": "hi"}]}, "model"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream": "sometimes"}, "stream"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "logit_bias": {"x": 1}}, "logit_bias"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 21, "logprobs": True}, "top_logprobs"),
     ],
 )
 def test_invalid_fields_name_the_param(tiny_server: tuple[str, Any], body: dict[str, Any], param: str) -> None:

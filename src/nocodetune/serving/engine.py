@@ -327,8 +327,8 @@ class GenerationEngine:
         return seq
 
     def _prefill(self, handles: list[GenerationHandle]) -> None:
+        seqs = [self._new_seq(h) for h in handles]  # before the runner grows: rows and sequences stay aligned
         logits = self.runner.prefill([h.prompt_ids for h in handles])  # unchanged batch if this raises
-        seqs = [self._new_seq(h) for h in handles]
         if self.metrics is not None:
             for handle in handles:
                 self.metrics.add_prompt_tokens(len(handle.prompt_ids))

@@ -40,7 +40,7 @@ class HFVocabulary:
         self.tokenizer = tokenizer
         self.eos_ids = eos_ids
         self.vocab_size = vocab_size
-        self.chat_template: str | None = getattr(tokenizer, "chat_template", None) or None
+        self.chat_template: str | None = tokenizer.get_chat_template() if getattr(tokenizer, "chat_template", None) else None
         self.special_tokens = {k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)}
         self._grammar_vocab: Any = None
 

@@ -609,8 +609,8 @@ def create_app(
 
 def _field_path(loc: tuple[Any, ...]) -> list[Any]:
     """A validation error's location as the request field path (no 'body', no union branch names)."""
-    path = [p for p in loc if p != "body"]
-    return [p for p in path if not (isinstance(p, str) and ("[" in p or p.startswith(("function-", "str", "list", "int"))))]
+    branch_tags = {"str", "int", "float", "bool", "dict", "list", "none"}
+    return [p for p in loc if p != "body" and not (isinstance(p, str) and (p in branch_tags or "[" in p))]
 
 
 def _with_seed(params: SamplingParams, seed: int | None) -> SamplingParams:
