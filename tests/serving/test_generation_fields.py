@@ -262,3 +262,19 @@ def test_tool_choice_none_and_a_tool_conversation(tool_server: str) -> None:
     with pytest.raises(openai.BadRequestError) as err:
         sdk.chat.completions.create(model="tiny", messages=ASK, tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "nope"}})
     assert err.value.body["param"] == "tool_choice"
+
+
+def test_presence_and_frequency_penalties_stop_repeats(any_server: tuple[str, Any]) -> None:
+    """The tiny model's greedy text repeats tokens; a penalty of 2 on used tokens outweighs its
+    flat logits, so no token comes twice."""
+    url, _ = any_server
+    ask = dict(model="tiny", messages=ASK, max_tokens=16, temperature=0, logprobs=True, logit_bias=NO_SPECIAL)
+
+    def tokens(**penalty: float) -> list[bytes]:
+        return [bytes(e.bytes) for e in client(url).chat.completions.create(**ask, **penalty).choices[0].logprobs.content]
+
+    plain = tokens()
+    assert len(set(plain)) < len(plain), "precondition: the unpenalised greedy text repeats a token"
+    for penalty in ({"presence_penalty": 2.0}, {"frequency_penalty": 2.0}):
+        penalised = tokens(**penalty)
+        assert len(penalised) == 16 and len(set(penalised)) == len(penalised), (penalty, penalised)
