@@ -1,7 +1,8 @@
 """Model-server throughput and greedy agreement for each CPU serving option, against fp32.
 
-For the embedded default model (SmolLM2-135M-Instruct) unless --model, starts
-`python -m nocodetune.serving` once per option and measures over HTTP:
+For the embedded default model (SmolLM2-135M-Instruct) unless --model, starts one
+`python -m nocodetune.serving` per option (all at once, idle between their turns) and
+measures over HTTP:
 
 - single-stream tokens/s (one client, streamed chat requests one after another),
 - 8-client aggregate tokens/s (eight clients at once: continuous batching),
@@ -11,8 +12,10 @@ For the embedded default model (SmolLM2-135M-Instruct) unless --model, starts
 
 Options: transformers in fp32 (the baseline), bf16 weights, int8 dynamic quantisation of
 the linear layers, and llama.cpp on GGUF files: the embedded Q4_1 file and, written with
-the `gguf` library from the same weights, q8_0 and f16 files. Ratios are against the fp32
-run of the same invocation. The last line is machine-readable:
+the `gguf` library from the same weights, q8_0 and f16 files. Throughput is measured in
+rounds that take every option in turn; each ratio compares an option with the fp32 figure of
+its own round, and medians over the rounds are reported, so load that drifts on a shared
+machine hurts less. The last line is machine-readable:
 
     option=<name> single=<tok/s> agg8=<tok/s> single_x=<ratio> agg8_x=<ratio> agree=<share> ...
 
@@ -216,6 +219,7 @@ def main() -> None:
     parser.add_argument("--single-requests", type=int, default=3)
     parser.add_argument("--agreement-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, help="--threads of each server (default: the server's own default)")
+    parser.add_argument("--rounds", type=int, default=2, help="measurement rounds over all options (medians are reported)")
     args = parser.parse_args()
 
     gguf_file = Path(args.gguf) if args.gguf else None
@@ -232,7 +236,7 @@ def main() -> None:
             if gguf_file is None:
                 sys.exit("llama.cpp options need --gguf (or the embedded default model)")
             quant = name.removeprefix("llama.cpp-")
-            path = gguf_file if quant == "q4_1" else requantize(gguf_file, work / f"{gguf_file.stem}.{quant}.gguf", quant)
+            path = gguf_file if quant == "file" else requantize(gguf_file, work / f"{gguf_file.stem}.{quant}.gguf", quant)
             options.append(Option(name, ["--backend", "llama.cpp", "--model", str(path)]))
         else:
             sys.exit(f"unknown option {name!r}")
@@ -240,48 +244,58 @@ def main() -> None:
         sys.exit("the first option must be fp32: it is the baseline")
 
     started_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"{started_at}; {machine()}; load before {os.getloadavg()[0]:.2f}")
-    results: dict[str, dict[str, float]] = {}
-    reference: list[list[bytes]] = []
-    for option in options:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = work / f"{option.name}.log"
-        extra = option.args
-        model = args.model
-        if "--model" in extra:  # a GGUF option names its own file
-            i = extra.index("--model")
-            model, extra = extra[i + 1], extra[:i] + extra[i + 2 :]
-        t0 = time.perf_counter()
-        proc = start_server(model, extra, port, log, args.threads)
-        try:
+    print(f"{started_at}; {machine()}; load before {os.getloadavg()[0]:.2f}", flush=True)
+    servers: dict[str, tuple[subprocess.Popen[bytes], str, dict]] = {}
+    try:
+        for option in options:  # all servers up at once: the rounds below interleave the options
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            log = work / f"{option.name}.log"
+            extra, model = option.args, args.model
+            if "--model" in extra:  # a GGUF option names its own file
+                i = extra.index("--model")
+                model, extra = extra[i + 1], extra[:i] + extra[i + 2 :]
+            proc = start_server(model, extra, port, log, args.threads)
             health = wait_healthy(url, proc, log)
-            ready = time.perf_counter() - t0
+            servers[option.name] = (proc, url, health)
             asyncio.run(throughput(url, 1, 1, 8))  # warm-up
-            tokens = asyncio.run(greedy_tokens(url, args.agreement_tokens))
-            if option.name == "fp32":
-                reference = tokens
-            agree = sum(a == b for a, b in zip(tokens, reference)) / len(reference)
-            single = asyncio.run(throughput(url, 1, args.single_requests, args.max_tokens))
-            agg8 = asyncio.run(throughput(url, 8, args.requests_per_client, args.max_tokens))
-        finally:
+        agreement: dict[str, float] = {}
+        reference = asyncio.run(greedy_tokens(servers["fp32"][1], args.agreement_tokens))
+        for name, (_, url, _) in servers.items():
+            tokens = reference if name == "fp32" else asyncio.run(greedy_tokens(url, args.agreement_tokens))
+            agreement[name] = sum(a == b for a, b in zip(tokens, reference)) / len(reference)
+        # Each round measures every option once, fp32 first; a ratio compares an option with the
+        # fp32 figure of its own round, so load that drifts between rounds cancels out.
+        rounds: list[dict[str, tuple[float, float, float]]] = []
+        for r in range(args.rounds):
+            measured: dict[str, tuple[float, float, float]] = {}
+            for name, (_, url, _) in servers.items():
+                single = asyncio.run(throughput(url, 1, args.single_requests, args.max_tokens))
+                agg8 = asyncio.run(throughput(url, 8, args.requests_per_client, args.max_tokens))
+                measured[name] = (single, agg8, os.getloadavg()[0])
+                base = measured["fp32"]
+                print(
+                    f"round {r + 1} {name:16s} single={single:6.1f} tok/s ({single / base[0]:4.2f}x)  "
+                    f"agg8={agg8:6.1f} tok/s ({agg8 / base[1]:4.2f}x)  load={os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
+            rounds.append(measured)
+    finally:
+        for proc, _, _ in servers.values():
             stop_server(proc)
-        results[option.name] = {"single": single, "agg8": agg8, "agree": agree, "ready": ready, "load": os.getloadavg()[0]}
-        base = results["fp32"]
+
+    print(f"\nload after {os.getloadavg()[0]:.2f}; medians over {len(rounds)} rounds (ratios per round against that round's fp32):")
+    summary = []
+    for name, (_, _, health) in servers.items():
+        single = statistics.median(m[name][0] for m in rounds)
+        agg8 = statistics.median(m[name][1] for m in rounds)
+        single_x = statistics.median(m[name][0] / m["fp32"][0] for m in rounds)
+        agg8_x = statistics.median(m[name][1] / m["fp32"][1] for m in rounds)
         print(
-            f"{option.name:16s} backend={health.get('backend')} precision={health.get('precision')} ready={ready:5.1f}s "
-            f"single={single:6.1f} tok/s ({single / base['single']:4.2f}x)  agg8={agg8:6.1f} tok/s ({agg8 / base['agg8']:4.2f}x)  "
-            f"agreement={agree:.0%}  load={os.getloadavg()[0]:.2f}",
-            flush=True,
+            f"| {name} | {health.get('backend')} | {health.get('precision')} | {single:.1f} | {single_x:.2f}x | {agg8:.1f} | {agg8_x:.2f}x | {agreement[name]:.0%} |"
         )
-    base = results["fp32"]
-    print(f"load after {os.getloadavg()[0]:.2f}; load 1-min averages per option: {statistics.mean(r['load'] for r in results.values()):.2f} mean")
-    print(
-        " ".join(
-            f"option={n} single={r['single']:.1f} agg8={r['agg8']:.1f} single_x={r['single'] / base['single']:.2f} agg8_x={r['agg8'] / base['agg8']:.2f} agree={r['agree']:.2f}"
-            for n, r in results.items()
-        )
-    )
+        summary.append(f"option={name} single={single:.1f} agg8={agg8:.1f} single_x={single_x:.2f} agg8_x={agg8_x:.2f} agree={agreement[name]:.2f}")
+    print(" ".join(summary))
 
 
 if __name__ == "__main__":
