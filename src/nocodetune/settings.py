@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,12 @@ class Settings(BaseSettings):
     training_command: str | None = Field(
         default=None,
         description="Command that runs one job, with {python} and {job_dir} placeholders (e.g. 'accelerate launch -m nocodetune.training {job_dir}'); default: {python} -m nocodetune.training {job_dir}.",
+    )
+    serve_backend: Literal["auto", "transformers", "llama.cpp"] = Field(
+        default="auto", description="Model servers: auto (llama.cpp for GGUF files when installed, else transformers), transformers or llama.cpp."
+    )
+    serve_precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        default="auto", description="Model servers, transformers backend: weight precision; auto is the measured CPU default (docs/serving.md)."
     )
     cancel_grace_seconds: float = Field(default=60.0, description="How long a cancelled job may take to save its checkpoint before it is killed.")
     model_idle_seconds: float = Field(default=600.0, gt=0, description="How long a model server the API started for /v1 chat stays up without requests.")

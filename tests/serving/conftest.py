@@ -21,13 +21,23 @@ def live_server(app: Any) -> Iterator[str]:
         with serve_in_thread(app) as url:
             yield url
     finally:
-        app.state.engine.shutdown()
+        app.state.backend.shutdown()
 
 
 def build(model: str | None = None, job_dir: Path | None = None, **options: Any) -> Any:
+    """A model server app. fp32 unless asked otherwise: these tests compare answers token for
+    token with a plain transformers forward pass of the same weights."""
     from nocodetune.serving.runner import ServeOptions, build_app
 
+    if model not in ("default", None) and not str(model).endswith(".gguf") or job_dir is not None:
+        options.setdefault("precision", "fp32")
     return build_app(ServeOptions(model=model, job_dir=job_dir, **options))
+
+
+def served(app: Any) -> tuple[Any, Any]:
+    """(model, tokenizer) a transformers-backed app serves."""
+    backend = app.state.backend
+    return backend.engine.runner.model, backend.vocab.tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +45,75 @@ def tiny_server(tiny_model_dir: Path) -> Iterator[tuple[str, Any]]:
     app = build(model=str(tiny_model_dir), name="tiny")
     with live_server(app) as url:
         yield url, app
+
+
+# A Hermes-style template (Qwen 2.5's shape): tools listed in the system turn, calls written
+# as <tool_call>{"name": ..., "arguments": ...}</tool_call>, answers in <tool_response>.
+TOOL_TEMPLATE = (
+    "{%- if tools %}<|im_start|>system\nYou may call these tools:\n<tools>"
+    "{%- for tool in tools %}\n{{ tool | tojson }}{%- endfor %}\n</tools>\n"
+    'Call one as <tool_call>{"name": NAME, "arguments": ARGS}</tool_call><|im_end|>\n{% endif %}'
+    "{%- for message in messages %}"
+    "{%- if message.role == 'assistant' and message.tool_calls %}<|im_start|>assistant"
+    "{%- for call in message.tool_calls %}\n<tool_call>\n"
+    '{"name": "{{ call.function.name }}", "arguments": {{ call.function.arguments | tojson }}}\n</tool_call>'
+    "{%- endfor %}<|im_end|>\n"
+    "{%- elif message.role == 'tool' %}<|im_start|>user\n<tool_response>\n{{ message.content }}\n</tool_response><|im_end|>\n"
+    "{%- else %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def tool_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with a chat template that renders tools (Hermes format), and a longer
+    context: the tiny vocabulary spends a token on almost every character of a JSON schema."""
+    import json
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-tools")
+    for item in tiny_model_dir.iterdir():
+        if item.is_file():
+            shutil.copy(item, folder / item.name)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.chat_template = TOOL_TEMPLATE
+    tokenizer.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 2048}))
+    return folder
+
+
+def need_llamacpp() -> None:
+    from nocodetune.serving.llamacpp import available
+
+    if not available():
+        pytest.skip('llama-cpp-python is not installed (pip install "nocodetune[llamacpp]", built with CMAKE_ARGS="-DGGML_NATIVE=OFF")')
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model's weights as a float32 GGUF file (the llama.cpp backend's test model)."""
+    from tests.serving.tiny_gguf import write_tiny_gguf
+
+    return write_tiny_gguf(tiny_model_dir, tmp_path_factory.mktemp("tiny-gguf") / "tiny.gguf")
+
+
+@pytest.fixture(scope="module")
+def llama_server(tiny_gguf: Path) -> Iterator[tuple[str, Any]]:
+    need_llamacpp()
+    app = build(model=str(tiny_gguf), name="tiny", kv_tokens=4096)
+    with live_server(app) as url:
+        yield url, app
+
+
+@pytest.fixture(scope="module", params=["transformers", "llama.cpp"])
+def any_server(request: pytest.FixtureRequest) -> tuple[str, Any]:
+    """The tiny model served by each backend in turn."""
+    name = "tiny_server" if request.param == "transformers" else "llama_server"
+    return request.getfixturevalue(name)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.serving.conftest import build, chat_ids, greedy_reference, live_server
+from tests.serving.conftest import build, chat_ids, greedy_reference, live_server, served
 
 PROMPTS = ["quick brown fox", "Convert the date", "terrible, broke", "great product", "January February", "0 1 2 3 4 5"]
 
@@ -40,9 +40,9 @@ class _SlowModel:
 
 def test_concurrent_clients_are_batched_and_all_answered_correctly(tiny_model_dir: Path) -> None:
     app = build(model=str(tiny_model_dir), name="tiny")
-    engine = app.state.engine
-    engine.model = _SlowModel(engine.model, 0.01)  # keep requests overlapping on a fast tiny model
-    expected = [greedy_reference(engine.model._model, engine.tokenizer, chat_ids(engine.tokenizer, p), 24) for p in PROMPTS]
+    model, tokenizer = served(app)
+    app.state.backend.engine.runner.model = _SlowModel(model, 0.01)  # keep requests overlapping on a fast tiny model
+    expected = [greedy_reference(model, tokenizer, chat_ids(tokenizer, p), 24) for p in PROMPTS]
 
     async def ask_all(url: str) -> list[str]:
         c = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
@@ -63,8 +63,8 @@ def test_concurrent_clients_are_batched_and_all_answered_correctly(tiny_model_di
 
 def test_full_queue_answers_429_and_disconnect_frees_the_slot(tiny_model_dir: Path) -> None:
     app = build(model=str(tiny_model_dir), name="tiny", max_batch_size=1, max_queue=0)
-    engine = app.state.engine
-    engine.model = _SlowModel(engine.model, 0.02)
+    runner = app.state.backend.engine.runner
+    runner.model = _SlowModel(runner.model, 0.02)
     body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 400, "temperature": 0}
     with live_server(app) as url:
         with httpx.Client(timeout=30) as http:
@@ -87,8 +87,8 @@ def test_full_queue_answers_429_and_disconnect_frees_the_slot(tiny_model_dir: Pa
 
 def test_a_non_streaming_client_that_gives_up_frees_its_slot(tiny_model_dir: Path) -> None:
     app = build(model=str(tiny_model_dir), name="tiny", max_batch_size=1, max_queue=0)
-    engine = app.state.engine
-    engine.model = _SlowModel(engine.model, 0.02)
+    runner = app.state.backend.engine.runner
+    runner.model = _SlowModel(runner.model, 0.02)
     body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 400, "temperature": 0}
     with live_server(app) as url:
         with pytest.raises(httpx.ReadTimeout):

@@ -12,6 +12,14 @@ import pytest
 from nocodetune.serving.engine import GenerationEngine, SamplingParams, StreamEvent
 from tests.serving.conftest import greedy_reference
 
+
+def make_engine(model: Any, tokenizer: Any, *, max_batch_size: int, stop_at_eos: bool = True) -> GenerationEngine:
+    from nocodetune.serving.hf import HFVocabulary, TransformersRunner, _eos_ids
+
+    runner = TransformersRunner(model)
+    eos = _eos_ids(model, tokenizer) if stop_at_eos else frozenset()
+    return GenerationEngine(runner, HFVocabulary(tokenizer, eos_ids=eos, vocab_size=runner.vocab_size), max_batch_size=max_batch_size)
+
 PROMPTS = ["The quick brown fox jumps", "March", "Classify the sentiment of this review: great product", "0 1 2", "terrible"]
 
 
@@ -61,8 +69,7 @@ def test_requests_joining_a_running_batch_see_the_logits_of_a_lone_request(livel
     monkeypatch.setattr(engine_module, "_sample", recording_sample)
     ids = [tokenizer(p)["input_ids"] for p in PROMPTS]
     params = [SamplingParams(max_new_tokens=12 + 3 * k, temperature=0.9, seed=k) for k in range(len(ids))]
-    engine = GenerationEngine(model, tokenizer, max_batch_size=8)
-    engine.eos_ids = frozenset()  # run every request to its own max_new_tokens
+    engine = make_engine(model, tokenizer, max_batch_size=8, stop_at_eos=False)  # every request runs to its own max_new_tokens
     try:
 
         async def main() -> list[tuple[str, StreamEvent]]:
@@ -98,8 +105,8 @@ def test_a_failing_prefill_fails_only_the_new_request(lively_model: tuple[Any, A
         def __getattr__(self, name: str) -> Any:
             return getattr(self._inner, name)
 
-    engine = GenerationEngine(model, tokenizer, max_batch_size=4)
-    engine.model = RefusesLongPrompts(model)
+    engine = make_engine(model, tokenizer, max_batch_size=4)
+    engine.runner.model = RefusesLongPrompts(model)
     short = tokenizer("March")["input_ids"]
     long = tokenizer(" ".join(PROMPTS * 3))["input_ids"]
     try:

@@ -37,7 +37,7 @@ def test_empty_messages_is_400(tiny_server: tuple[str, Any]) -> None:
 
 def test_max_tokens_over_context_window_is_400(tiny_server: tuple[str, Any]) -> None:
     url, app = tiny_server
-    window = app.state.engine.context_window
+    window = app.state.backend.context_window
     r = httpx.post(f"{url}/v1/chat/completions", json={"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": window})
     error = assert_openai_error(r, 400, "max_tokens")
     assert error["code"] == "context_length_exceeded" and str(window) in error["message"]
@@ -54,8 +54,12 @@ def test_malformed_json_is_400(tiny_server: tuple[str, Any]) -> None:
     [
         ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "temperature": 5}, "temperature"),
         ({"model": "tiny", "messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
-        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "n": 2}, "n"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "n": 17}, "n"),
         ({"messages": [{"role": "user", "content": "hi"}]}, "model"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream": "sometimes"}, "stream"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "logit_bias": {"x": 1}}, "logit_bias"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 21, "logprobs": True}, "top_logprobs"),
     ],
 )
 def test_invalid_fields_name_the_param(tiny_server: tuple[str, Any], body: dict[str, Any], param: str) -> None:
@@ -66,3 +70,14 @@ def test_invalid_fields_name_the_param(tiny_server: tuple[str, Any], body: dict[
 def test_unknown_route_is_openai_shaped_404(tiny_server: tuple[str, Any]) -> None:
     url, _ = tiny_server
     assert_openai_error(httpx.get(f"{url}/v1/nothing"), 404, None)
+
+
+def test_a_web_page_cannot_drive_the_model_server(tiny_server: tuple[str, Any]) -> None:
+    """DNS rebinding (a foreign Host) and a cross-site POST from a page the user opens are refused."""
+    url, _ = tiny_server
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    rebound = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"Host": "attacker.example:80"})
+    assert rebound.status_code == 403 and rebound.json()["error"]["type"] == "permission_error"
+    cross_site = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"Origin": "https://attacker.example"})
+    assert cross_site.status_code == 403
+    assert httpx.post(f"{url}/v1/chat/completions", json=body).status_code == 200  # SDKs and curl send neither

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.serving.conftest import build, chat_ids, greedy_reference, live_server
+from tests.serving.conftest import build, chat_ids, greedy_reference, live_server, served
 
 
 def client(url: str, **kw: Any) -> openai.OpenAI:
@@ -26,12 +26,12 @@ def test_models_lists_the_served_model(tiny_server: tuple[str, Any]) -> None:
 
 def test_chat_completion_matches_plain_generate(tiny_server: tuple[str, Any]) -> None:
     url, app = tiny_server
-    engine = app.state.engine
+    model, tokenizer = served(app)
     reply = client(url).chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Convert the date"}], max_tokens=12, temperature=0)
-    ids = chat_ids(engine.tokenizer, "Convert the date")
+    ids = chat_ids(tokenizer, "Convert the date")
     assert reply.object == "chat.completion"
     assert reply.choices[0].message.role == "assistant"
-    assert reply.choices[0].message.content == greedy_reference(engine.model, engine.tokenizer, ids, 12)
+    assert reply.choices[0].message.content == greedy_reference(model, tokenizer, ids, 12)
     assert reply.usage.prompt_tokens == len(ids)
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
     if reply.choices[0].finish_reason == "length":
@@ -65,9 +65,9 @@ def test_stream_ends_with_done_marker(tiny_server: tuple[str, Any]) -> None:
 
 def test_completions_with_stop_string(tiny_server: tuple[str, Any]) -> None:
     url, app = tiny_server
-    engine = app.state.engine
-    ids = engine.tokenizer("March 5", add_special_tokens=False)["input_ids"]
-    full = greedy_reference(engine.model, engine.tokenizer, ids, 20)
+    model, tokenizer = served(app)
+    ids = tokenizer("March 5", add_special_tokens=False)["input_ids"]
+    full = greedy_reference(model, tokenizer, ids, 20)
     plain = client(url).completions.create(model="tiny", prompt="March 5", max_tokens=20, temperature=0)
     assert plain.choices[0].text == full
     stop = full[3:6]
@@ -116,13 +116,13 @@ def test_lora_adapter_job_is_served_on_its_base(adapter_job_dir: Path, tiny_mode
 
 
 def test_api_token_is_required_when_set(tiny_model_dir: Path) -> None:
-    from nocodetune.serving.engine import GenerationEngine
-    from nocodetune.serving.openai_app import create_app
-    from nocodetune.serving.loader import load_model
     from nocodetune.records.schema import ModelSection
+    from nocodetune.serving.hf import transformers_backend
+    from nocodetune.serving.loader import load_model
+    from nocodetune.serving.openai_app import create_app
 
     loaded = load_model(ModelSection(source=str(tiny_model_dir)))
-    app = create_app(GenerationEngine(loaded.model, loaded.tokenizer), model_name="tiny", api_token="s3cret")
+    app = create_app(transformers_backend(loaded.model, loaded.tokenizer), model_name="tiny", api_token="s3cret")
     with live_server(app) as url:
         with pytest.raises(openai.AuthenticationError) as err:
             client(url, api_key="wrong").models.list()

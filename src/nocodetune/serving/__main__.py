@@ -29,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--max-queue", type=int, default=64)
     parser.add_argument("--default-max-tokens", type=int, default=256)
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: half the CPUs)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch and llama.cpp (default: half the CPUs)")
+    parser.add_argument("--backend", choices=["auto", "transformers", "llama.cpp"], help="default: NOCODETUNE_SERVE_BACKEND or auto")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], help="transformers weights (default: NOCODETUNE_SERVE_PRECISION or auto)")
+    parser.add_argument("--kv-tokens", type=int, help="llama.cpp: KV cache cells shared by all requests (default 16384)")
     args = parser.parse_args(argv)
     try:
         serve(ServeOptions(**{k: v for k, v in vars(args).items() if v is not None}))

@@ -11,6 +11,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, model_validator
 
 from nocodetune.errors import ConfigError
@@ -18,6 +20,8 @@ from nocodetune.settings import apply_network_policy, get_settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from nocodetune.serving.backend import ServingBackend
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,16 @@ class ServeOptions(BaseModel):
     max_batch_size: int = Field(16, ge=1, le=256, description="Sequences decoded together.")
     max_queue: int = Field(64, ge=0, description="Requests waiting for a slot before new ones get 429.")
     default_max_tokens: int = Field(256, ge=1, description="max_tokens when a chat request gives none.")
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: half the CPUs (see default_threads).")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch and llama.cpp; default: half the CPUs (see default_threads).")
+    backend: Literal["auto", "transformers", "llama.cpp"] = Field(
+        default_factory=lambda: get_settings().serve_backend,
+        description="auto: llama.cpp for a GGUF file when llama-cpp-python is installed, else transformers (NOCODETUNE_SERVE_BACKEND).",
+    )
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        default_factory=lambda: get_settings().serve_precision,
+        description="Weights of a transformers model; auto: the measured CPU default (serving.hf.CPU_DEFAULT_PRECISION), the loader's choice on a GPU (NOCODETUNE_SERVE_PRECISION).",
+    )
+    kv_tokens: int = Field(16384, ge=256, le=1 << 20, description="llama.cpp: cells of the KV cache shared by all running requests.")
 
     @model_validator(mode="after")
     def _one_source(self) -> ServeOptions:
@@ -56,30 +69,80 @@ class ServeOptions(BaseModel):
 
 
 def build_app(options: ServeOptions) -> FastAPI:
-    """Load the model and wire engine, metrics and app together."""
-    from nocodetune.records.schema import ModelSection
-    from nocodetune.serving.engine import GenerationEngine
-    from nocodetune.serving.loader import load_job, load_model
+    """Load the model on the backend that fits it and wire backend, metrics and app together."""
     from nocodetune.serving.metrics import ServingMetrics
     from nocodetune.serving.openai_app import create_app
-    from nocodetune.workspace import JobPaths
 
-    if options.job_dir is not None:
-        loaded = load_job(JobPaths(options.job_dir))
-    else:
-        assert options.model is not None
-        loaded = load_model(ModelSection(source=options.model))
     metrics = ServingMetrics()
-    engine = GenerationEngine(loaded.model, loaded.tokenizer, max_batch_size=options.max_batch_size, max_queue=options.max_queue, metrics=metrics)
-    app = create_app(
-        engine,
+    backend, source = load_backend(options, metrics=metrics)
+    return create_app(
+        backend,
         model_name=options.served_name(),
-        source=loaded.source,
+        source=source,
         api_token=get_settings().api_token,
         default_max_tokens=options.default_max_tokens,
         metrics=metrics,
+        public=not _is_loopback(options.host),
     )
-    return app
+
+
+def choose_backend(options: ServeOptions, *, is_gguf: bool, embedded: bool = False) -> Literal["transformers", "llama.cpp"]:
+    """llama.cpp for a GGUF file the user gave when llama-cpp-python is importable; transformers otherwise.
+
+    The embedded default model is a GGUF too, but jobs train on its weights dequantised to
+    fp32, and its Q4_1 file run natively agreed with that on only 40% of greedy answers
+    (bench/RESULTS.md): served as trained, the base in the playground is the model the
+    jobs started from. A backend asked for by name that cannot serve the model is refused,
+    not substituted.
+    """
+    from nocodetune.serving import llamacpp
+
+    if options.backend == "transformers":
+        return "transformers"
+    if options.backend == "llama.cpp":
+        if not is_gguf:
+            raise ConfigError("the llama.cpp backend serves GGUF files only", field="backend", hint="give --model PATH.gguf, or use --backend transformers")
+        if not llamacpp.available():
+            raise ConfigError(
+                "the llama.cpp backend needs llama-cpp-python, which is not installed",
+                field="backend",
+                hint='pip install "nocodetune[llamacpp]" (build it with CMAKE_ARGS="-DGGML_NATIVE=OFF", see docs/serving.md)',
+            )
+        return "llama.cpp"
+    return "llama.cpp" if is_gguf and not embedded and llamacpp.available() else "transformers"
+
+
+def load_backend(options: ServeOptions, *, metrics: object = None) -> tuple[ServingBackend, str]:
+    """(backend, human-readable source) for what `options` asks to serve."""
+    from nocodetune.model_source import resolve_model
+    from nocodetune.records.schema import ModelSection
+    from nocodetune.serving.hf import transformers_backend
+    from nocodetune.serving.loader import load_job, load_model
+    from nocodetune.workspace import JobPaths
+
+    common = {"max_batch_size": options.max_batch_size, "max_queue": options.max_queue, "metrics": metrics}
+    if options.job_dir is not None:
+        if options.backend == "llama.cpp":
+            raise ConfigError("a job's output is served by the transformers backend; export it as GGUF to serve it with llama.cpp", field="backend")
+        loaded = load_job(JobPaths(options.job_dir))
+        return transformers_backend(loaded.model, loaded.tokenizer, precision=options.precision, **common), loaded.source  # type: ignore[arg-type]
+    assert options.model is not None
+    resolved = resolve_model(ModelSection(source=options.model))
+    if choose_backend(options, is_gguf=resolved.is_gguf, embedded=resolved.kind == "default") == "llama.cpp":
+        if options.precision != "auto":
+            raise ConfigError(
+                f"precision {options.precision} applies to the transformers backend; a GGUF file's precision is its quantisation",
+                field="precision",
+                hint="leave precision at auto, or serve the GGUF converted with --backend transformers",
+            )
+        from nocodetune.serving.llamacpp import llamacpp_backend
+
+        path = resolved.path / str(resolved.gguf_file)
+        threads = options.threads or default_threads()
+        backend = llamacpp_backend(path, kv_tokens=options.kv_tokens, threads=threads, **common)  # type: ignore[arg-type]
+        return backend, f"{resolved.display_name} ({path}, llama.cpp)"
+    loaded = load_model(ModelSection(source=options.model))
+    return transformers_backend(loaded.model, loaded.tokenizer, precision=options.precision, **common), loaded.source  # type: ignore[arg-type]
 
 
 def _is_loopback(host: str) -> bool:
