@@ -41,7 +41,7 @@ def create_app(
     api_token: str | None = None,
 ) -> FastAPI:
     """The app for `workspace`. `job_service` replaces the default one (tests inject a fake trainer)."""
-    from nocodetune.api import files_routes, jobs_routes, servers_routes
+    from nocodetune.api import export_routes, files_routes, jobs_routes, servers_routes
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     routes = tuple(routes)
@@ -98,6 +98,7 @@ def create_app(
         app.include_router(files_routes.router, prefix="/api/files", tags=["files"])
     if "jobs" in routes:
         app.include_router(jobs_routes.router, prefix="/api", tags=["jobs"])
+        app.include_router(export_routes.router, prefix="/api", tags=["exports"])
     if "servers" in routes:
         app.include_router(servers_routes.router, prefix="/api/servers", tags=["servers"])
     if "ui" in routes:

@@ -101,6 +101,8 @@ def samples(ws: Workspace, name: str) -> list[dict[str, Any]]:
 
 
 def output_files(ws: Workspace, name: str) -> list[OutputFile]:
+    from nocodetune.jobs.exports import listed_files
+
     root = ws.job(name).outputs
     if not root.is_dir():
         return []
@@ -108,11 +110,17 @@ def output_files(ws: Workspace, name: str) -> list[OutputFile]:
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         stat = path.stat()
         files.append(OutputFile(path=path.relative_to(root).as_posix(), size=stat.st_size, modified=datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
+    files.extend(OutputFile(path=path, size=size, modified=modified) for path, size, modified in listed_files(ws, name))  # exports/<id>/<file>
     return files
 
 
 def output_path(ws: Workspace, name: str, relative: str) -> Path:
-    """The file `relative` inside the job's outputs; refuses anything that leaves them."""
+    """The file `relative` inside the job's outputs (or a finished export's, `exports/<id>/...`); refuses anything that leaves them."""
+    from nocodetune.jobs.exports import listed_file
+
+    exported = listed_file(ws, name, relative)
+    if exported is not None and exported.is_file():
+        return exported
     target = resolve_within(ws.job(name).outputs, relative, f"the outputs of job {name!r}")
     if not target.is_file():
         raise NotFoundError(f"job {name!r} has no output {relative!r}", file=relative, hint=f"list them with GET /api/jobs/{name}/outputs")
