@@ -46,6 +46,7 @@ class ChatShape:
     assistant_suffix: str
     generation_prompt: str
     supports_system: bool = True
+    trims_content: bool = False  # the template strips white space around contents (Go's templates cannot)
 
 
 def _between(text: str, left: str, right: str | None) -> str:
@@ -94,20 +95,26 @@ def probe(render_chat: Renderer) -> ChatShape:
     except Exception:  # noqa: BLE001 - some templates refuse system messages (the TEMPLATE then has none)
         supports_system = False
     if supports_system:
-        if _S1 not in with_system:
-            supports_system = False  # the template drops system messages
-        else:
+        try:
             first_system_prefix = with_system[: with_system.index(_S1)]
             system_suffix = _strip_suffix(_between(with_system, _S1, _U1), user_prefix, "the start of a user message")
-            try:
-                later = render_chat([{"role": "user", "content": _U1}, {"role": "system", "content": _S1}, {"role": "user", "content": _U2}], False)
-                system_prefix = _strip_prefix(_between(later, _U1, _S1), user_suffix, "the end of a user message")
-            except Exception:  # noqa: BLE001 - a system message after the first is refused by many templates
-                system_prefix = None
+        except (ValueError, TranslationError):  # dropped, or folded into the user message (not a wrapper)
+            supports_system = False
+    if supports_system:
+        try:
+            later = render_chat([{"role": "user", "content": _U1}, {"role": "system", "content": _S1}, {"role": "user", "content": _U2}], False)
+            system_prefix = _strip_prefix(_between(later, _U1, _S1), user_suffix, "the end of a user message")
+        except Exception:  # noqa: BLE001 - a system message after the first is refused by many templates
+            system_prefix = None
+    trims = False
+    try:
+        trims = f" {_U1} " not in render_chat([{"role": "user", "content": f" {_U1} "}], False)
+    except Exception:  # noqa: BLE001 - rendered fine without spaces; treat as not trimming
+        trims = False
     return ChatShape(
         head=head, first_system_prefix=first_system_prefix, system_prefix=system_prefix, system_suffix=system_suffix,
         user_prefix=user_prefix, user_suffix=user_suffix, assistant_prefix=assistant_prefix, assistant_suffix=assistant_suffix,
-        generation_prompt=generation_prompt, supports_system=supports_system,
+        generation_prompt=generation_prompt, supports_system=supports_system, trims_content=trims,
     )
 
 

@@ -58,9 +58,16 @@ def modelfile(gguf_file: str, tokenizer: Any, system_prompt: str | None) -> tupl
         except TranslationError as exc:
             raise ConfigError(f"cannot write an Ollama TEMPLATE: {exc}", field="format", hint="export --format gguf and give Ollama a TEMPLATE by hand") from None
         if not shape.supports_system:
-            warnings.append("the chat template has no system messages, so the TEMPLATE drops them")
+            if system_prompt:
+                raise ConfigError(
+                    "cannot write an Ollama TEMPLATE: the job trained with a system prompt, but its chat template does not write a system message on its own",
+                    field="format", hint="export --format gguf and give Ollama a TEMPLATE by hand",
+                )
+            warnings.append("the chat template has no system messages of its own, so the TEMPLATE drops them")
         elif shape.system_prefix is None:
             warnings.append("the chat template refuses a system message after the first; the TEMPLATE writes one without its prefix")
+        if shape.trims_content:
+            warnings.append("the chat template trims white space around message contents and the TEMPLATE cannot: they differ for a message that starts or ends with white space")
     else:
         template = "{{ .Prompt }}"
         warnings.append("the model has no chat template: the TEMPLATE passes the prompt through unchanged")
