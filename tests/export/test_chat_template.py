@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from nocodetune.export.chat_template import CHECK_CONVERSATIONS, TranslationError, compare, tokenizer_renderer, translate
+from nocodetune.export.chat_template import (
+    CHECK_CONVERSATIONS,
+    TranslationError,
+    compare,
+    tokenizer_renderer,
+    translate,
+)
 from nocodetune.export.gotemplate import render
 from tests.tiny_model import CHAT_TEMPLATE as CHATML
 

@@ -17,7 +17,12 @@ import pytest
 
 from nocodetune.errors import ConfigError, NocodetuneError
 from nocodetune.jobs.exports import create_export, run_here
-from nocodetune.records.exports import ExportRecord, ExportRequest, export_dir, exports_dir
+from nocodetune.records.exports import (
+    ExportRecord,
+    ExportRequest,
+    export_dir,
+    exports_dir,
+)
 from nocodetune.workspace import Workspace
 from tests.export.conftest import PROMPTS, SYSTEM_PROMPT, after_samples, greedy
 
@@ -201,7 +206,7 @@ def test_ollama_export_has_a_modelfile_whose_template_renders_the_chat_template(
 
 
 def test_hub_export_uploads_the_merged_folder_without_the_network(chain_ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import nocodetune.export.hub as hub
+    from nocodetune.export import hub
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no token file of this machine's user
     monkeypatch.delenv("HF_TOKEN", raising=False)
@@ -229,7 +234,7 @@ def test_hub_export_uploads_the_merged_folder_without_the_network(chain_ws: Work
 
 
 def test_a_failed_export_fails_only_itself(chain_ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    import nocodetune.export.merged as merged
+    from nocodetune.export import merged
     from nocodetune.jobs.service import JobService
 
     paths = chain_ws.job("second")
@@ -256,3 +261,18 @@ def test_export_to_a_chosen_folder_and_never_over_files(chain_ws: Workspace, tmp
         create_export(chain_ws, "first", ExportRequest(format="merged", out=str(out)))
     with pytest.raises(NocodetuneError, match="inside the job's outputs"):
         create_export(chain_ws, "first", ExportRequest(format="merged", out=str(chain_ws.job("first").outputs / "exported")))
+
+
+def test_the_model_server_loads_every_export_as_the_job(chain_ws: Workspace) -> None:
+    """`server start model --model PATH` goes through `serving.loader.load_model`: a folder, an adapter, a .gguf file."""
+    from nocodetune.records.schema import ModelSection
+    from nocodetune.serving.loader import load_model
+
+    built = job_model(chain_ws, "first")
+    expected = greedy(built.model, built.tokenizer, PROMPTS[:6])
+    merged = export(chain_ws, "first", format="merged")
+    adapter = export(chain_ws, "first", format="adapter")
+    gguf = export(chain_ws, "first", format="gguf", quant="f32")
+    for source in (merged.folder, adapter.folder, str(Path(gguf.folder) / gguf.details["gguf_file"])):
+        loaded = load_model(ModelSection(source=source), device="cpu")
+        assert greedy(loaded.model, loaded.tokenizer, PROMPTS[:6]) == expected, source

@@ -88,7 +88,13 @@ def test_an_export_whose_process_died_reads_as_interrupted(chain_ws: Workspace) 
 
     from nocodetune.jobs.exports import create_export, get_export
     from nocodetune.processes import create_time
-    from nocodetune.records.exports import INTERRUPTED_ERROR, ExportRequest, events_path, export_dir, update_export
+    from nocodetune.records.exports import (
+        INTERRUPTED_ERROR,
+        ExportRequest,
+        events_path,
+        export_dir,
+        update_export,
+    )
 
     record = create_export(chain_ws, "first", ExportRequest(format="merged"))
     gone = subprocess.Popen([sys.executable, "-c", "pass"])

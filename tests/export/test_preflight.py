@@ -71,6 +71,10 @@ def test_unknown_format_and_quant_are_refused_by_the_request_model() -> None:
         ExportRequest(format="onnx")  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         ExportRequest(format="gguf", quant="q3_k")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="quant applies to the gguf and ollama formats"):
+        ExportRequest(format="merged", quant="q8_0")
+    with pytest.raises(ValidationError, match="repo applies to the hub format"):
+        ExportRequest(format="gguf", repo="me/model")
 
 
 def test_only_a_succeeded_job_is_exported_and_a_refusal_writes_nothing(chain_ws: Workspace, tiny_model_dir: Path) -> None:

@@ -20,7 +20,12 @@ from nocodetune.api.event_stream import HEARTBEAT_S, format_sse
 from nocodetune.jobs import exports as export_service
 from nocodetune.jobs.service import JobService
 from nocodetune.records.events import read_events_with_offsets
-from nocodetune.records.exports import ExportRecord, ExportRequest, events_path, export_dir
+from nocodetune.records.exports import (
+    ExportRecord,
+    ExportRequest,
+    events_path,
+    export_dir,
+)
 from nocodetune.workspace import Workspace
 
 router = APIRouter()

@@ -9,7 +9,6 @@ hub push without consent) are printed before anything is loaded or written.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -35,9 +34,9 @@ def export(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="A succeeded job."),
     format: str = typer.Option(..., "--format", "-f", help=FORMAT_HELP),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the export to this new folder (default: jobs/NAME/exports/ID/model)."),
-    quant: Optional[str] = typer.Option(None, "--quant", "-q", help=f"GGUF / Ollama weight type: {', '.join(GGUF_QUANTS)} (default {DEFAULT_QUANT})."),
-    repo: Optional[str] = typer.Option(None, "--repo", help="Hub: repository id (user/name). Needs HF_TOKEN and NOCODETUNE_ALLOW_HUB_UPLOADS=1."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the export to this new folder (default: jobs/NAME/exports/ID/model)."),
+    quant: str | None = typer.Option(None, "--quant", "-q", help=f"GGUF / Ollama weight type: {', '.join(GGUF_QUANTS)} (default {DEFAULT_QUANT})."),
+    repo: str | None = typer.Option(None, "--repo", help="Hub: repository id (user/name). Needs HF_TOKEN and NOCODETUNE_ALLOW_HUB_UPLOADS=1."),
     public: bool = typer.Option(False, "--public", help="Hub: create the repository public (default private)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background and return at once."),
 ) -> None:

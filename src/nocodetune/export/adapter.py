@@ -17,7 +17,7 @@ from nocodetune.export.common import ExportResult, Progress, model_card, no_prog
 from nocodetune.export.preflight import check_single_adapter
 from nocodetune.model_source import identity, resolve_model
 from nocodetune.records.job import read_resolved
-from nocodetune.records.weights import WEIGHTS_FILE, WeightsRecord, read_weights, write_weights
+from nocodetune.records.weights import WeightsRecord, read_weights, write_weights
 from nocodetune.workspace import JobPaths
 
 USAGE = """
@@ -55,5 +55,4 @@ def export_adapter(paths: JobPaths, stage: Path, progress: Progress = no_progres
         write_weights(stage, record)
     name_base_in_adapter_config(stage, record.base.name)
     (stage / "README.md").write_text(model_card(paths, record, kind="LoRA adapter", usage=USAGE.replace("BASE", record.base.name)), encoding="utf-8")
-    assert (stage / WEIGHTS_FILE).is_file()
     return ExportResult(weights=record, details={"base": record.base.name, "base_sha256": record.base.sha256 or ""})

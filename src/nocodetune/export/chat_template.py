@@ -75,7 +75,7 @@ def probe(render_chat: Renderer) -> ChatShape:
         turns = render_chat(
             [{"role": "user", "content": _U1}, {"role": "assistant", "content": _A1}, {"role": "user", "content": _U2}], False
         )
-    except Exception as exc:  # noqa: BLE001 - a template that cannot render a plain conversation cannot be translated
+    except Exception as exc:  # a template that cannot render a plain conversation cannot be translated
         raise TranslationError(f"the chat template fails on a plain user/assistant conversation: {exc}") from exc
     for text in (one, pair, turns):
         if any(marker not in text for marker in ((_U1,) if text is one else (_U1, _A1))):
@@ -197,7 +197,7 @@ def check_translation(render_chat: Renderer, template: str, shape: ChatShape) ->
             jinja_text, go_text = compare(render_chat, template, messages)
         except TemplateError as exc:
             raise TranslationError(f"the translated TEMPLATE does not render: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - the Jinja side refusing a plain conversation
+        except Exception as exc:  # the Jinja side refusing a plain conversation
             raise TranslationError(f"the chat template fails on a {len(messages)}-message conversation: {exc}") from exc
         if jinja_text != go_text:
             at = next((i for i, (a, b) in enumerate(zip(jinja_text, go_text)) if a != b), min(len(jinja_text), len(go_text)))

@@ -25,7 +25,7 @@ from nocodetune.workspace import JobPaths
 Progress = Callable[[str, float, str], None]
 
 
-def no_progress(stage: str, fraction: float, text: str) -> None:  # noqa: ARG001 - the callback's shape
+def no_progress(stage: str, fraction: float, text: str) -> None:  # the callback's shape; reports nothing
     """A Progress that reports nothing (library use, tests)."""
 
 

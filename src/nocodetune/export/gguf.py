@@ -34,7 +34,12 @@ from typing import Any
 
 from nocodetune.errors import ConfigError
 from nocodetune.export.common import ExportResult, Progress, model_card, no_progress
-from nocodetune.export.preflight import GGUF_ARCHITECTURES, check_gguf_architecture, check_quant, tokenizer_refusal
+from nocodetune.export.preflight import (
+    GGUF_ARCHITECTURES,
+    check_gguf_architecture,
+    check_quant,
+    tokenizer_refusal,
+)
 from nocodetune.records.weights import WeightsRecord
 from nocodetune.workspace import JobPaths
 
@@ -124,7 +129,9 @@ def pre_tokenizer_name(tokenizer_json: dict[str, Any], base_pre: str | None) -> 
     if kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits") and steps[1].get("use_regex", True):
         return "smollm"  # GPT-2's split, digits one by one (SmolLM's tokenizer)
     if kinds == ["Split", "ByteLevel"] and not steps[1].get("use_regex", True):
-        from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_PRE_TOKENIZER_SPLITS
+        from transformers.integrations.gguf.gguf_tokenizer_mapping import (
+            GGUF_PRE_TOKENIZER_SPLITS,
+        )
 
         pattern = (steps[0].get("pattern") or {}).get("Regex")
         for name, regex in GGUF_PRE_TOKENIZER_SPLITS.items():
@@ -290,9 +297,9 @@ def write_gguf(
         new_name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if new_name is None:
             raise ConfigError(f"GGUF export does not know where tensor {hf_name!r} goes in a {arch} GGUF", field="format", hint="export --format merged instead")
-        if new_name.endswith("attn_q.weight") or new_name.endswith("attn_q.bias"):
+        if new_name.endswith(("attn_q.weight", "attn_q.bias")):
             data = permute_rotary(data, n_head, n_head)
-        elif new_name.endswith("attn_k.weight") or new_name.endswith("attn_k.bias"):
+        elif new_name.endswith(("attn_k.weight", "attn_k.bias")):
             data = permute_rotary(data, n_head, n_kv)
         qtype = tensor_type(new_name, tuple(data.shape), quant)
         packed = quants.quantize(data, qtype)

@@ -160,8 +160,8 @@ class _Node:
     kind: str  # text | action | if | range | with
     text: str = ""
     pipe: _Pipeline | None = None
-    body: list["_Node"] = field(default_factory=list)
-    otherwise: list["_Node"] = field(default_factory=list)
+    body: list[_Node] = field(default_factory=list)
+    otherwise: list[_Node] = field(default_factory=list)
 
 
 def _parse_pipeline(tokens: list[tuple[str, str]]) -> _Pipeline:
@@ -232,11 +232,11 @@ def parse(source: str) -> list[_Node]:
         elif head == "else":
             if not stack:
                 raise TemplateError("{{else}} outside a block")
-            node, parent = stack[-1]
+            node, _ = stack[-1]
             if current is node.otherwise:
                 raise TemplateError("two {{else}} in one block")
             current = node.otherwise
-            if rest.startswith("if ") or rest.startswith("with "):
+            if rest.startswith(("if ", "with ")):
                 kind, expr = rest.split(None, 1)
                 inner = _Node(kind, pipe=_parse_pipeline(_tokens(expr)))
                 current.append(inner)

@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from nocodetune.errors import ConfigError
-from nocodetune.export.chat_template import ChatShape, TranslationError, tokenizer_renderer, translate
+from nocodetune.export.chat_template import (
+    ChatShape,
+    TranslationError,
+    tokenizer_renderer,
+    translate,
+)
 from nocodetune.export.common import ExportResult, Progress, model_card, no_progress
 from nocodetune.export.gguf import write_job_gguf
 from nocodetune.records.job import read_resolved

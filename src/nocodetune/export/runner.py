@@ -23,7 +23,13 @@ from nocodetune.export.common import ExportResult, Progress, list_files
 from nocodetune.export.preflight import check_request
 from nocodetune.processes import create_time
 from nocodetune.records.events import Event, EventWriter
-from nocodetune.records.exports import ExportRecord, events_path, export_dir, update_export, write_export
+from nocodetune.records.exports import (
+    ExportRecord,
+    events_path,
+    export_dir,
+    update_export,
+    write_export,
+)
 from nocodetune.workspace import JobPaths
 
 EventCallback = Callable[[Event], None]

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timezone
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from nocodetune.errors import ConfigError, NocodetuneError, NotFoundError
 from nocodetune.records.io import read_model, write_model
@@ -58,6 +58,14 @@ class ExportRequest(BaseModel):
     out: str | None = Field(None, description="Folder to write the export to (must not exist yet); default: the export's own folder in the job.")
     repo: str | None = Field(None, description="Hub: the repository id to push to (user/name).")
     private: bool = Field(True, description="Hub: create the repository private.")
+
+    @model_validator(mode="after")
+    def _fits_format(self) -> "ExportRequest":
+        if self.quant is not None and self.format not in ("gguf", "ollama"):
+            raise ValueError(f"quant applies to the gguf and ollama formats, not {self.format}")
+        if self.repo is not None and self.format != "hub":
+            raise ValueError(f"repo applies to the hub format, not {self.format}")
+        return self
 
     def effective_quant(self) -> str | None:
         if self.format in ("gguf", "ollama"):
