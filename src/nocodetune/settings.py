@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL of the registry; default sqlite in the workspace.")
     cache_dir: Path = Field(default=Path.home() / ".cache" / "nocodetune", description="Converted models (GGUF → safetensors) and other caches.")
     allow_hub_downloads: bool = Field(default=False, description="Let Hugging Face libraries download from the hub.")
+    allow_hub_uploads: bool = Field(default=False, description="Let `job export --format hub` push a model to the Hugging Face Hub (it also needs your token).")
     api_token: str | None = Field(default=None, description="Bearer token; required to bind the API to a non-loopback address.")
     allowed_hosts: str = Field(default="", description="Comma list of extra host names (name or name:port) the API and model servers answer to, e.g. behind a reverse proxy; loopback names and the bound address always work.")
     max_upload_mb: int = Field(default=512, description="Largest dataset upload accepted by the API, in MiB.")

@@ -49,7 +49,7 @@ def create_app(
     `allowed_hosts`: names besides loopback and the bound address that clients may use
     (default NOCODETUNE_ALLOWED_HOSTS); see `nocodetune.http_guard`.
     """
-    from nocodetune.api import files_routes, jobs_routes, models_routes, servers_routes
+    from nocodetune.api import export_routes, files_routes, jobs_routes, models_routes, servers_routes
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     routes = tuple(routes)
@@ -94,6 +94,7 @@ def create_app(
         app.include_router(files_routes.router, prefix="/api/files", tags=["files"])
     if "jobs" in routes:
         app.include_router(jobs_routes.router, prefix="/api", tags=["jobs"])
+        app.include_router(export_routes.router, prefix="/api", tags=["exports"])
     if "servers" in routes:
         app.include_router(servers_routes.router, prefix="/api/servers", tags=["servers"])
     if "models" in routes:

@@ -109,6 +109,8 @@ def output_files(ws: Workspace, name: str) -> list[OutputFile]:
     Links that leave outputs/ are not listed; hidden files and folders (`.heldout_before.json`,
     staging folders) are the trainer's own working files and are not listed either.
     """
+    from nocodetune.jobs.exports import listed_files
+
     if not ws.job(name).outputs.is_dir():
         return []
     root = job_file(ws, name, "outputs")
@@ -125,11 +127,17 @@ def output_files(ws: Workspace, name: str) -> list[OutputFile]:
                 continue
             stat = target.stat()
             files.append(OutputFile(path=path.relative_to(root).as_posix(), size=stat.st_size, modified=datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
+    files.extend(OutputFile(path=path, size=size, modified=modified) for path, size, modified in listed_files(ws, name))  # exports/<id>/<file>
     return sorted(files, key=lambda f: f.path)
 
 
 def output_path(ws: Workspace, name: str, relative: str) -> Path:
-    """The file `relative` inside the job's outputs; refuses anything that leaves them."""
+    """The file `relative` inside the job's outputs (or a finished export's, `exports/<id>/...`); refuses anything that leaves them."""
+    from nocodetune.jobs.exports import listed_file
+
+    exported = listed_file(ws, name, relative)
+    if exported is not None and exported.is_file():
+        return exported
     outputs = job_file(ws, name, "outputs")
     target = resolve_within(outputs, relative, f"the outputs of job {name!r}")
     if not target.is_file():

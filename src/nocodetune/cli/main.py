@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 from nocodetune import __version__
-from nocodetune.cli import data_cmd, demo_cmd, doctor_cmd, init_cmd, job_cmd, job_run_cmd, server_cmd, workspace_cmd
+from nocodetune.cli import data_cmd, demo_cmd, doctor_cmd, init_cmd, job_cmd, job_export_cmd, job_run_cmd, server_cmd, workspace_cmd
 from nocodetune.cli.common import print_error, report_unexpected
 from nocodetune.errors import NocodetuneError
 
@@ -48,6 +48,7 @@ demo_cmd.register(app)
 doctor_cmd.register(app)
 app.add_typer(data_cmd.app, name="data", help="Versioned datasets: add, list, show, delete.")
 job_run_cmd.register(job_cmd.app)  # run, resume, cancel, logs
+job_export_cmd.register(job_cmd.app)  # export, exports
 app.add_typer(job_cmd.app, name="job", help="Jobs: create, validate, run, cancel, resume, list, show.")
 app.add_typer(server_cmd.app, name="server", help="AI servers: start, list, status, logs, stop.")
 app.add_typer(workspace_cmd.app, name="workspace", help="Workspace maintenance (reindex the registry).")

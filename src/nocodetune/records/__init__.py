@@ -12,6 +12,7 @@ parses these files. The registry (`db.py`) is an index rebuilt from them.
 | one run of a job (pid, executor, exit) | `jobs/<job>/logs/run-<n>.json` | `records.runs` |
 | AI servers | `logs/<kind>/<id>.server.json` | `records.servers` |
 | OpenAI file ids, OpenAI job requests | `files/<name>/v<N>/openai/<file-id>.json`, `jobs/<ftjob-id>/openai.json` | `records.openai` |
+| an export of a job (request, outcome, files) and its progress | `jobs/<job>/exports/<id>/export.json`, `events.jsonl` | `records.exports` |
 
 Records are pydantic models. Files written here carry `format_version`; a file without
 one is version 1 (what the first release wrote), so old workspaces keep opening.
