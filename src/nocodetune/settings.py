@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,10 @@ class Settings(BaseSettings):
         description="Command that runs one job, with {python} and {job_dir} placeholders (e.g. 'accelerate launch -m nocodetune.training {job_dir}'); default: {python} -m nocodetune.training {job_dir}.",
     )
     cancel_grace_seconds: float = Field(default=60.0, description="How long a cancelled job may take to save its checkpoint before it is killed.")
+    executor: Literal["local", "ray"] = Field(default="local", description="What runs jobs whose resources.executor is unset: local processes or a Ray cluster.")
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster's job-submission (dashboard) address, e.g. http://HEAD:8265, for jobs whose resources.ray_address is unset."
+    )
 
 
 def get_settings() -> Settings:
@@ -47,6 +52,8 @@ _OFFLINE_ENV = {
     "HF_HUB_DISABLE_EXPERIMENTAL_WARNING": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "GRADIO_ANALYTICS_ENABLED": "False",
+    # Ray: no usage statistics (ray start, the job driver and Ray Train read it).
+    "RAY_USAGE_STATS_ENABLED": "0",
 }
 
 

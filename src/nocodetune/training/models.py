@@ -16,6 +16,7 @@ from nocodetune.records.job import ResolvedJob
 from nocodetune.errors import ModelNotFoundError
 from nocodetune.model_source import load_tokenizer, materialize, resolve_model
 from nocodetune.workspace import JobPaths
+from nocodetune.training import distributed
 
 
 class StartPoint(BaseModel):
@@ -44,7 +45,7 @@ def _load_causal_lm(folder: Path, dtype: str, attn: str, trust_remote_code: bool
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=_torch_dtype(dtype)
         )
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": distributed.local_rank()}  # each process its own GPU
     return AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
 
 
