@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from nocodetune.config.validate_resources import check_resources
 from nocodetune.records.job import DatasetSnapshot, ResolvedJob
 from nocodetune.records.schema import ColumnMapping, JobConfig
 from nocodetune.errors import DataError, NocodetuneError
@@ -483,5 +484,6 @@ def preflight(ws: Workspace, resolved: ResolvedJob, job_dir: Path | None = None)
         examples, fmt, mapping = data
         _check_tokens(tokenizer, examples, fmt, mapping, config, report)
     _check_parent(resolved, report)
+    check_resources(resolved, report, workspace=ws.root, job_dir=job_dir)  # after the data and memory stats it reads
     report.stats["method"] = config.method
     return report

@@ -259,12 +259,15 @@ def launch_local(nproc: int, job_dir: Path) -> int:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
     os.environ[LAUNCHER_ENV] = str(os.getpid())
+    os.environ["TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE"] = "[rank${rank}] "  # the run log says which rank wrote each line
     keep, port = bind_loopback_store()  # noqa: F841 - the store must live as long as the run
     from torch.distributed.run import main as torchrun
 
+    run = os.environ.get("NOCODETUNE_RUN", "0")
     argv = [
         "--nnodes=1", f"--nproc-per-node={nproc}", "--rdzv-backend=static", "--master-addr=127.0.0.1", f"--master-port={port}",
-        "--node-rank=0", "--max-restarts=0", "--monitor-interval=0.5", "-m", "nocodetune.training", str(job_dir),
+        "--node-rank=0", "--max-restarts=0", "--monitor-interval=0.5", "--tee=3", f"--log-dir={JobPaths(job_dir).logs / f'run-{run}-ranks'}",
+        "-m", "nocodetune.training", str(job_dir),
     ]
     problem = None
     try:
