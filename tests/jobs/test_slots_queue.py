@@ -24,6 +24,9 @@ def _times(ws, name: str) -> tuple[float, float]:
     return started, ended
 
 
+LONG = 600  # steps of a job that must still run while the test looks (cancelled by the test)
+
+
 def _never_overlap(ws, names: list[str]) -> None:
     spans = sorted(_times(ws, n) for n in names)
     for (_, end), (start, _) in zip(spans, spans[1:]):
@@ -46,14 +49,15 @@ def _cli(ws, *args: str, steps: int = 8, sleep: float = 0.1, extra_env: dict[str
 def test_two_detached_cli_runs_on_a_one_slot_machine_take_turns(ws):
     make_job_folder(ws, "first")
     make_job_folder(ws, "second")
-    one = _cli(ws, "job", "run", "first", "--detach")
+    one = _cli(ws, "job", "run", "first", "--detach", steps=LONG)
     assert one.returncode == 0 and "Started job first" in one.text, one.text
     two = _cli(ws, "job", "run", "second", "--detach")
     assert two.returncode == 0 and "Queued job second" in two.text and "busy with first" in two.text, two.text
     service = JobService(ws)
-    assert service.get("second").status == "queued"
+    assert service.get("second").status == "queued" and service.get("first").status == "running"
+    assert _cli(ws, "job", "cancel", "first").returncode == 0
     wait_for(lambda: service.get("second").status == "succeeded", timeout=90)  # its waiter started it when first ended
-    assert service.get("first").status == "succeeded"
+    assert service.get("first").status == "cancelled"
     _never_overlap(ws, ["first", "second"])
     assert list_entries(ws) == []
     assert "second left the queue" in (ws.job("second").logs / "queue-waiter.log").read_text()
@@ -63,12 +67,15 @@ def test_more_slots_let_jobs_run_side_by_side(ws):
     make_job_folder(ws, "left")
     make_job_folder(ws, "right")
     env = {"NOCODETUNE_MAX_CONCURRENT_JOBS": "2"}
-    assert "Started job left" in _cli(ws, "job", "run", "left", "--detach", steps=30, extra_env=env).text
-    assert "Started job right" in _cli(ws, "job", "run", "right", "--detach", steps=30, extra_env=env).text
+    assert "Started job left" in _cli(ws, "job", "run", "left", "--detach", steps=LONG, extra_env=env).text
+    assert "Started job right" in _cli(ws, "job", "run", "right", "--detach", steps=LONG, extra_env=env).text
     service = JobService(ws)
-    wait_for(lambda: all(service.get(n).status == "succeeded" for n in ("left", "right")), timeout=90)
+    wait_for(lambda: all(service.get(n).status == "running" for n in ("left", "right")), timeout=60)  # both at once
+    for name in ("left", "right"):
+        _cli(ws, "job", "cancel", name)
+    assert {service.get(n).status for n in ("left", "right")} == {"cancelled"}
     (l0, l1), (r0, r1) = _times(ws, "left"), _times(ws, "right")
-    assert r0 < l1 and l0 < r1  # both at once
+    assert r0 < l1 and l0 < r1
 
 
 def test_two_api_services_and_a_cli_share_one_slot(ws):
@@ -96,7 +103,7 @@ def test_two_api_services_and_a_cli_share_one_slot(ws):
 def test_reindex_keeps_the_queue(ws):
     make_job_folder(ws, "busy")
     make_job_folder(ws, "waiting")
-    assert "Started" in _cli(ws, "job", "run", "busy", "--detach", steps=40).text
+    assert "Started" in _cli(ws, "job", "run", "busy", "--detach", steps=LONG).text
     assert "Queued" in _cli(ws, "job", "run", "waiting", "--detach").text
     os.remove(ws.db_path)  # the registry is lost (or damaged and rebuilt)
     from nocodetune import db
@@ -106,13 +113,14 @@ def test_reindex_keeps_the_queue(ws):
     service = JobService(ws)
     assert service.get("waiting").status == "queued"
     assert [e.job for e in list_entries(ws)] == ["waiting"]
+    _cli(ws, "job", "cancel", "busy")
     wait_for(lambda: service.get("waiting").status == "succeeded", timeout=90)
 
 
 def test_cancel_of_a_queued_cli_run_takes_it_out_of_the_queue(ws):
     make_job_folder(ws, "running")
     make_job_folder(ws, "dropped")
-    assert "Started" in _cli(ws, "job", "run", "running", "--detach", steps=60).text
+    assert "Started" in _cli(ws, "job", "run", "running", "--detach", steps=LONG).text
     assert "Queued" in _cli(ws, "job", "run", "dropped", "--detach").text
     cancelled = _cli(ws, "job", "cancel", "dropped")
     assert cancelled.returncode == 0 and "is cancelled" in cancelled.text, cancelled.text
@@ -127,10 +135,21 @@ def test_cancel_of_a_queued_cli_run_takes_it_out_of_the_queue(ws):
 def test_foreground_cli_run_waits_its_turn(ws):
     make_job_folder(ws, "ahead")
     make_job_folder(ws, "behind")
-    assert "Started" in _cli(ws, "job", "run", "ahead", "--detach", steps=20).text
-    done = _cli(ws, "job", "run", "behind", steps=3, sleep=0.01)
-    assert done.returncode == 0, done.text
-    assert "Queued: position 1" in done.text and "busy with ahead" in done.text and "Job behind succeeded" in done.text
+    assert "Started" in _cli(ws, "job", "run", "ahead", "--detach", steps=LONG).text
+    env = dict(os.environ, NOCODETUNE_WORKSPACE=str(ws.root), COLUMNS="200",
+               NOCODETUNE_TRAINING_COMMAND=f"{{python}} {FAKE_TRAINER} {{job_dir}} --steps 3 --sleep 0.01")
+    behind = subprocess.Popen([sys.executable, "-m", "nocodetune", "job", "run", "behind"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        service = JobService(ws)
+        wait_for(lambda: service.get("behind").status == "queued", timeout=60)
+        assert _cli(ws, "job", "cancel", "ahead").returncode == 0
+        out, _ = behind.communicate(timeout=120)
+    finally:
+        if behind.poll() is None:
+            behind.kill()
+    text = " ".join(out.split())
+    assert behind.returncode == 0, text
+    assert "Queued: position 1" in text and "busy with ahead" in text and "Job behind succeeded" in text
     _never_overlap(ws, ["ahead", "behind"])
 
 
