@@ -231,3 +231,19 @@ def test_detached_run_keeps_its_lock_and_is_finalised_by_whoever_looks(ws):
     handle.popen.wait(timeout=30)
     assert service.get("away").status == "succeeded"
     assert runs_of(ws, "away")[0].executor == "detached"
+
+
+def test_a_run_whose_process_died_unseen_is_finalized_when_the_job_runs_again(ws):
+    make_job_folder(ws, "crashed")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with db.session(ws) as s:
+        from nocodetune.jobs.registry import get_row
+
+        row = get_row(s, ws, "crashed")
+        row.status, row.current_run = "running", 1
+        s.add(RunRow(job_id=row.id, n=1, pid=gone.pid, pid_started_at=1.0, status="running", events_offset=0))
+    handle = launch_run(ws, "crashed", resume=True, command=fake_command("--steps", "2", "--sleep", "0.01"))
+    handle.popen.wait(timeout=30)
+    assert [r.n for r in runs_of(ws, "crashed")] == [1, 2]
+    assert runs_of(ws, "crashed")[0].status == "failed"  # the lost run is recorded as interrupted, not left running

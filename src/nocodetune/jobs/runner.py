@@ -130,7 +130,8 @@ def launch_run(
     try:
         status = _job_status(ws, name)
         if status == JobStatus.running.value:
-            if run_alive(ws, name):  # a Ray run holds no local lock
+            ref = ray_ref(ws, name, _current_run_number(ws, name))
+            if ref is not None and not ray_executor.state(ref).ended:  # a Ray run holds no local lock
                 raise ConflictError(f"job {name!r} is already running", field="name", hint=f"cancel it with `nocodetune job cancel {name}`")
             finalize_run(ws, name, _current_run_number(ws, name), exit_code=None)  # we hold the lock: its process is gone
             status = _job_status(ws, name)
