@@ -69,7 +69,7 @@ def stop_ray(env: dict[str, str]) -> None:
     subprocess.run([str(Path(sys.executable).with_name("ray")), "stop", "--force"], env=env, capture_output=True, check=False)
 
 
-def run_case(ws: object, name: str, resources: dict[str, object], batch: int, args: argparse.Namespace) -> dict[str, object]:
+def run_case(ws: object, name: str, resources: dict[str, object], batch: int, args: argparse.Namespace, threads: int | None = None) -> dict[str, object]:
     from nocodetune.jobs.create import create_job
     from nocodetune.jobs.service import JobService
     from nocodetune.jobs.spec import JobSpec
@@ -83,8 +83,17 @@ def run_case(ws: object, name: str, resources: dict[str, object], batch: int, ar
         "output": {"num_samples": 0},
     }
     create_job(ws, JobSpec(name=name, base="lora_train", dataset="demo", overrides=overrides))  # type: ignore[arg-type]
+    saved = os.environ.get("OMP_NUM_THREADS")
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # the training process's torch threads (torchrun and Ray set 1 per worker)
     t0 = time.time()
-    status = JobService(ws).run_foreground(name)  # type: ignore[arg-type]
+    try:
+        status = JobService(ws).run_foreground(name)  # type: ignore[arg-type]
+    finally:
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
     paths = ws.job(name)  # type: ignore[attr-defined]
     if status != "succeeded":
         tail = paths.run_log(1).read_text(errors="replace")[-3000:] if paths.run_log(1).exists() else ""
@@ -106,6 +115,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray executor case")
+    parser.add_argument("--no-one-thread", action="store_true", help="skip the 1-process case with OMP_NUM_THREADS=1 (what each worker of the other cases gets)")
     args = parser.parse_args()
     if not in_private_netns():
         return reexec_in_netns()
@@ -123,7 +133,10 @@ def main() -> int:
         init_workspace(tmp / "ws")
         ws = Workspace(tmp / "ws")
         DatasetStore(ws).add(ROOT / "src" / "nocodetune" / "assets" / "demo" / "demo_dataset.jsonl", "demo")
-        rows = [run_case(ws, "one_process", {"num_processes": 1}, 8, args), run_case(ws, "two_processes", {"num_processes": 2}, 4, args)]
+        rows = [run_case(ws, "one_process", {"num_processes": 1}, 8, args)]
+        if not args.no_one_thread:
+            rows.append(run_case(ws, "one_proc_1thr", {"num_processes": 1}, 8, args, threads=1))
+        rows.append(run_case(ws, "two_processes", {"num_processes": 2}, 4, args))
         if not args.no_ray:
             address = start_ray(env)
             try:
