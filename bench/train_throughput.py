@@ -36,7 +36,7 @@ def make_examples(n: int, seed: int) -> list[dict[str, Any]]:
         q = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 30)))
         a_len = int(rng.paretovariate(1.2) * 8)  # long-tailed: most answers short, some long
         a = " ".join(rng.choice(WORDS) for _ in range(min(a_len, 200)))
-        out.append({"prompt": [{"role": "user", "content": f"Question {i}: {q}?"}], "completion": [{"role": "assistant", "content": a or "yes"}]})
+        out.append({"messages": [{"role": "user", "content": f"Question {i}: {q}?"}, {"role": "assistant", "content": a or "yes"}]})
     return out
 
 
@@ -138,7 +138,7 @@ def main() -> None:
     from datasets import Dataset
 
     from nocodetune.model_source import load_tokenizer, materialize, resolve_model
-    from nocodetune.training.tokenize import tokenize_split
+    from nocodetune.data.tokens import tokenize_split
 
     cfg = job_config(args)
     resolved = resolve_model(cfg.model)
@@ -147,8 +147,8 @@ def main() -> None:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     examples = make_examples(args.examples + args.eval_examples, args.seed)
-    train = Dataset.from_dict(tokenize_split(examples[: args.examples], tokenizer, args.max_length, True))
-    evals = Dataset.from_dict(tokenize_split(examples[args.examples :], tokenizer, args.max_length, True))
+    train = Dataset.from_dict(tokenize_split(examples[: args.examples], tokenizer, args.max_length, True)[0])
+    evals = Dataset.from_dict(tokenize_split(examples[args.examples :], tokenizer, args.max_length, True)[0])
     lengths = train["length"]
     print(f"model={resolved.display_name} examples={len(train)} mean_len={sum(lengths) / len(lengths):.1f} max_len={max(lengths)} "
           f"steps={args.steps} batch={args.batch} max_length={args.max_length}")

@@ -10,6 +10,7 @@ NOCODETUNE_DATABASE_URL. The schema is owned by Alembic (`migrations/`).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, event, select
 from sqlalchemy.engine import Engine
+from pydantic import BaseModel
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from nocodetune.errors import NocodetuneError
@@ -31,6 +33,13 @@ from nocodetune.settings import get_settings
 from nocodetune.workspace import Workspace
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+class RegistryDamagedError(NocodetuneError):
+    """The registry file broke while in use; it has been rebuilt and the action may be retried."""
+
+    status_code = 503
 
 
 def utcnow() -> datetime:
@@ -159,8 +168,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def init_db(ws: Workspace) -> Engine:
-    """The engine for this workspace's registry, migrated to the latest schema (once per process)."""
+    """The engine for this workspace's registry, migrated to the latest schema (once per process).
+
+    A damaged SQLite registry (not a database, malformed pages) is moved aside with a
+    timestamp and rebuilt from the workspace, with a warning that says so: the registry
+    is an index, so nothing is lost.
+    """
     url = database_url(ws)
+    repaired: RegistryRepair | None = None
     with _engines_lock:
         engine = _engines.get(url)
         if engine is not None:
@@ -170,13 +185,142 @@ def init_db(ws: Workspace) -> Engine:
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(url, pool_pre_ping=True)
-        _upgrade(ws, engine)
+        repaired = _upgrade(ws, engine, check=_sqlite_file(url))
         _engines[url] = engine
-        return engine
+    if repaired is not None:
+        _rebuild(ws, repaired)
+    return engine
 
 
-def _upgrade(ws: Workspace, engine: Engine) -> None:
-    """`alembic upgrade head`, serialised across processes so two first starts do not race."""
+# -- damage: detect, move aside, rebuild ------------------------------------------------
+
+
+class RegistryRepair(BaseModel):
+    """What happened to a damaged registry file."""
+
+    problem: str
+    moved_to: str
+    counts: dict[str, int] = {}
+
+
+_DAMAGE_WORDS = ("malformed", "not a database", "corrupt", "disk image")
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a sqlite URL (None for other databases and in-memory ones)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether a database error means a damaged file (not a busy or missing one)."""
+    import sqlite3
+
+    orig = getattr(exc, "orig", exc)
+    if not isinstance(orig, sqlite3.DatabaseError):
+        return False
+    text = str(orig).lower()
+    if isinstance(orig, sqlite3.OperationalError):
+        return any(w in text for w in _DAMAGE_WORDS)
+    return not any(w in text for w in ("locked", "busy", "unable to open"))
+
+
+def integrity_problem(path: Path) -> str | None:
+    """Why the SQLite file at `path` is damaged (PRAGMA quick_check), or None when it is sound or absent."""
+    import sqlite3
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        con = sqlite3.connect(str(path), timeout=30)
+        try:
+            rows = con.execute("PRAGMA quick_check").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc) if is_damage(exc) else None
+    problems = [str(r[0]) for r in rows if r and r[0] != "ok"]
+    return "; ".join(problems[:3]) if problems else None
+
+
+def _move_aside(path: Path, problem: str) -> RegistryRepair:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    path.replace(target)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.replace(target.with_name(target.name + suffix))
+    return RegistryRepair(problem=problem, moved_to=str(target))
+
+
+def _rebuild(ws: Workspace, repair: RegistryRepair) -> None:
+    repair.counts = reindex(ws, _run_alive(ws))
+    log.warning(
+        "the registry %s was damaged (%s): moved it to %s and rebuilt it from the workspace (%d jobs, %d dataset versions)",
+        ws.db_path, repair.problem, repair.moved_to, repair.counts["jobs"], repair.counts["dataset_versions"],
+    )  # fmt: skip
+    repairs.append(repair)
+
+
+repairs: list[RegistryRepair] = []  # what this process repaired (doctor and tests read it)
+
+
+def _run_alive(ws: Workspace) -> Callable[[str], bool]:
+    """`is_running(name)` from the run records: the last run has not ended and its process lives."""
+    from nocodetune.processes import is_same_process
+
+    def alive(name: str) -> bool:
+        runs = list_runs(ws.job(name))
+        last = runs[-1] if runs else None
+        return last is not None and last.ended_at is None and is_same_process(last.pid, last.pid_started_at)
+
+    return alive
+
+
+def repair(ws: Workspace, problem: str) -> RegistryRepair | None:
+    """Move a damaged SQLite registry aside and rebuild it now (after a query hit the damage)."""
+    path = _sqlite_file(database_url(ws))
+    if path is None:
+        return None
+    from filelock import FileLock
+
+    dispose_all()
+    ws.tmp.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(ws.tmp / "db-migrate.lock"), timeout=120):
+        found = integrity_problem(path) if path.exists() else None
+        if found is None and path.exists():
+            try:
+                import sqlite3
+
+                con = sqlite3.connect(str(path), timeout=30)
+                con.execute("SELECT count(*) FROM jobs").fetchall()
+                con.close()
+                return None  # another process repaired it already
+            except sqlite3.DatabaseError as exc:
+                if not is_damage(exc):
+                    return None
+                found = str(exc)
+        moved = _move_aside(path, found or problem) if path.exists() else RegistryRepair(problem=problem, moved_to="")
+    init_db(ws)  # a fresh, migrated registry
+    _rebuild(ws, moved)
+    return moved
+
+
+def _upgrade(ws: Workspace, engine: Engine, check: Path | None = None) -> RegistryRepair | None:
+    """`alembic upgrade head`, serialised across processes so two first starts do not race.
+
+    With `check` (the SQLite file), a damaged file is first moved aside (under the same
+    lock, so only one process does it); the caller then rebuilds the new registry.
+    """
     from alembic import command
     from alembic.config import Config
     from filelock import FileLock
@@ -184,10 +328,16 @@ def _upgrade(ws: Workspace, engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     ws.tmp.mkdir(parents=True, exist_ok=True)
+    moved: RegistryRepair | None = None
     with FileLock(str(ws.tmp / "db-migrate.lock"), timeout=120):
+        if check is not None:
+            problem = integrity_problem(check)
+            if problem is not None:
+                moved = _move_aside(check, problem)
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+    return moved
 
 
 def dispose_all() -> None:
@@ -200,12 +350,30 @@ def dispose_all() -> None:
 
 @contextmanager
 def session(ws: Workspace) -> Iterator[Session]:
-    """A unit of work: committed on success, rolled back on error."""
+    """A unit of work: committed on success, rolled back on error.
+
+    A query that finds the registry damaged (it broke after this process opened it)
+    repairs it and asks for a retry, instead of a "database disk image is malformed"
+    traceback.
+    """
+    from sqlalchemy.exc import DatabaseError
+
     maker = sessionmaker(init_db(ws), expire_on_commit=False)
     with maker() as s:
         try:
             yield s
             s.commit()
+        except DatabaseError as exc:
+            s.rollback()
+            if not is_damage(exc):
+                raise
+            done = repair(ws, str(getattr(exc, "orig", exc)))
+            raise RegistryDamagedError(
+                f"the registry {ws.db_path.name} was damaged ({getattr(exc, 'orig', exc)})"
+                + (f"; it was moved to {Path(done.moved_to).name} and rebuilt from the workspace" if done and done.moved_to else ""),
+                file=str(ws.db_path),
+                hint="run the command again (the registry is an index of the workspace: nothing was lost)",
+            ) from None
         except BaseException:
             s.rollback()
             raise

@@ -138,6 +138,36 @@ def check_workspace(ws: Workspace) -> Check:
     return Check(name="workspace", status="ok", detail=f"{ws.root} (writable)")
 
 
+def check_registry(ws: Workspace) -> Check:
+    """The registry opens and, for SQLite, passes `PRAGMA quick_check` (a damaged one is only reported here;
+    the next command that opens it moves it aside and rebuilds it)."""
+    from nocodetune import db
+
+    if not ws.exists():
+        return Check(name="registry", status="warn", detail="no workspace, so no registry yet", fix=f"nocodetune init {ws.root}")
+    url = db.database_url(ws)
+    if url.startswith("sqlite"):
+        if not ws.db_path.exists():
+            return Check(name="registry", status="ok", detail=f"{ws.db_path.name} not created yet (made on first use)")
+        problem = db.integrity_problem(ws.db_path)
+        if problem is not None:
+            return Check(
+                name="registry", status="fail", detail=f"{ws.db_path} is damaged: {problem}",
+                fix="nocodetune workspace reindex (moves the damaged file aside and rebuilds it from the workspace; nothing is lost)",
+            )  # fmt: skip
+        return Check(name="registry", status="ok", detail=f"{ws.db_path.name}: integrity check passed")
+    from sqlalchemy import func, select
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        with db.session(ws) as s:
+            jobs = s.scalar(select(func.count()).select_from(db.JobRow))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the database is the finding
+        return Check(name="registry", status="fail", detail=f"{shown}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", fix="check NOCODETUNE_DATABASE_URL and that the database server runs")
+    return Check(name="registry", status="ok", detail=f"{shown}: reachable, {jobs} jobs indexed")
+
+
 def check_default_model() -> Check:
     from nocodetune.model_source import default_gguf_path
 
@@ -168,6 +198,7 @@ def run_checks(ws: Workspace, *, include_torch: bool = True) -> DoctorReport:
         *([check_torch] if include_torch else []),
         lambda: check_disk(ws),
         lambda: check_workspace(ws),
+        lambda: check_registry(ws),
         check_default_model,
         check_offline,
     ]

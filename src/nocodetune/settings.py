@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default=Path.home() / ".cache" / "nocodetune", description="Converted models (GGUF → safetensors) and other caches.")
     allow_hub_downloads: bool = Field(default=False, description="Let Hugging Face libraries download from the hub.")
     api_token: str | None = Field(default=None, description="Bearer token; required to bind the API to a non-loopback address.")
+    allowed_hosts: str = Field(default="", description="Comma list of extra host names (name or name:port) the API and model servers answer to, e.g. behind a reverse proxy; loopback names and the bound address always work.")
     max_upload_mb: int = Field(default=512, description="Largest dataset upload accepted by the API, in MiB.")
     max_concurrent_jobs: int | None = Field(default=None, description="Jobs run at once; default 1 on CPU, one per GPU.")
     training_command: str | None = Field(
@@ -33,6 +34,7 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(
         default=None, description="Ray cluster's job-submission (dashboard) address, e.g. http://HEAD:8265, for jobs whose resources.ray_address is unset."
     )
+    model_idle_seconds: float = Field(default=600.0, gt=0, description="How long a model server the API started for /v1 chat stays up without requests.")
 
 
 def get_settings() -> Settings:
@@ -54,6 +56,8 @@ _OFFLINE_ENV = {
     "GRADIO_ANALYTICS_ENABLED": "False",
     # Ray: no usage statistics (ray start, the job driver and Ray Train read it).
     "RAY_USAGE_STATS_ENABLED": "0",
+    "FASTAPI_OTEL_AUTO_CONFIGURE": "false",  # FastAPI's OpenTelemetry exporters stay off
+    "OTEL_SDK_DISABLED": "true",
 }
 
 

@@ -34,9 +34,14 @@ def check_name(name: str, kind: str = "name") -> str:
 
 def resolve_within(root: Path, path: Path | str, what: str) -> Path:
     """`path` (relative to `root`, or absolute) resolved, links included; refused if it leaves `root`."""
+    if "\x00" in str(path):
+        raise UnsafeNameError(f"path {str(path)!r} contains a NUL byte", file=str(path).replace("\x00", "\\0"))
     root = root.resolve()
     p = Path(path)
-    resolved = (p if p.is_absolute() else root / p).resolve()
+    try:
+        resolved = (p if p.is_absolute() else root / p).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
+        raise UnsafeNameError(f"path {str(path)!r} cannot be resolved: {exc}", file=str(path)) from None
     if resolved != root and root not in resolved.parents:
         raise UnsafeNameError(f"path {str(path)!r} is outside {what}", file=str(path))
     return resolved

@@ -71,6 +71,7 @@ def test_cli_import_adds_the_named_data_file(ws: Workspace, cli: Callable[..., A
     result = cli("job", "import", str(job_args), "--name", "old")
     assert result.exit_code == 0, result.output
     assert "output_dir ignored" in result.text
+    assert "Imported job old" in result.text
     resolved = ResolvedJob.read(ws.job("old").resolved_json)
     assert resolved.lineage.base == "lora_train"
     assert resolved.config.lora.alpha == 16 and resolved.config.training.max_length == 256
@@ -91,3 +92,77 @@ def test_cli_import_refusal_changes_nothing(ws: Workspace, cli: Callable[..., An
     result = cli("job", "import", str(job_args), "--name", "old")
     assert result.exit_code == 2 and "missing.csv" in result.text
     assert job_folders(ws) == before
+
+
+ORIGINAL = [  # the original NoCodeTune's job_args.json: a list of jobs, child listed before its parent
+    {
+        "job_name": "pythia_child",
+        "parent_job_name": "pythia_parent",
+        "base_job_name": "peft_train",
+        "args": {
+            "train_type": "peft_train",
+            "training_args": {"learning_rate": 5e-4, "num_train_epochs": 1, "per_device_train_batch_size": 2, "output_dir": "/old/child"},
+            "peft_args": {"task_type": "CAUSAL_LM"},
+            "lora_configs": {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["query_key_value"]},
+        },
+    },
+    {
+        "job_name": "pythia_parent",
+        "parent_job_name": None,
+        "base_job_name": "peft_train",
+        "args": {
+            "train_type": "peft_train",
+            "data_path": "train.jsonl",
+            "training_args": {"learning_rate": 1e-3, "num_train_epochs": 1, "per_device_train_batch_size": 2, "max_seq_length": 64},
+            "peft_args": {"task_type": "CAUSAL_LM", "inference_mode": False},
+            "lora_configs": {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"]},
+        },
+    },
+]
+
+
+def _write_original(tmp_path: Path, entries: list[dict[str, Any]]) -> Path:
+    write_jsonl(tmp_path / "train.jsonl", [{"prompt": p, "completion": c} for p, c in PAIRS])
+    path = tmp_path / "job_args.json"
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def test_original_job_list_imports_parents_first_with_module_names_translated(
+    ws: Workspace, cli: Callable[..., Any], tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    job_args = _write_original(tmp_path, ORIGINAL)
+    result = cli("job", "import", str(job_args), "--set", f"model.source={tiny_model_dir}")
+    assert result.exit_code == 0, result.output
+    assert result.text.index("Imported job pythia_parent") < result.text.index("Imported job pythia_child")
+    assert "'query_key_value' is named 'q_proj', 'k_proj', 'v_proj'" in result.text
+    parent = ResolvedJob.read(ws.job("pythia_parent").resolved_json)
+    child = ResolvedJob.read(ws.job("pythia_child").resolved_json)
+    assert parent.lineage.base == "lora_train" and parent.config.training.max_length == 64
+    assert parent.config.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    assert child.lineage.parent == "pythia_parent" and child.config.lora.target_modules == ["q_proj", "k_proj", "v_proj"]
+    assert child.config.dataset.ref == parent.config.dataset.ref == "train@1"  # the child inherits its parent's data
+    for job in ("pythia_parent", "pythia_child"):
+        validated = cli("job", "validate", job)
+        assert validated.exit_code == 0, validated.output
+
+
+def test_unknown_module_names_are_refused_naming_the_real_ones_and_nothing_is_created(
+    ws: Workspace, cli: Callable[..., Any], tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    entries = json.loads(json.dumps(ORIGINAL))
+    entries[0]["args"]["lora_configs"]["target_modules"] = ["mystery_proj"]
+    before = job_folders(ws)
+    result = cli("job", "import", str(_write_original(tmp_path, entries)), "--set", f"model.source={tiny_model_dir}")
+    assert result.exit_code == 2
+    assert "'mystery_proj'" in result.text and "q_proj" in result.text and "down_proj" in result.text
+    assert job_folders(ws) == before  # the parent created first was removed again
+    assert not (ws.files / "train").exists()  # and so was the dataset it added
+
+
+def test_validate_refuses_module_names_the_model_does_not_have(ws: Workspace, cli: Callable[..., Any], dataset: str, tiny_model_dir: Path) -> None:
+    made = cli("job", "create", "m", "--dataset", dataset, "--set", f"model.source={tiny_model_dir}", "--set", "lora.target_modules=[query_key_value, v_proj]")
+    assert made.exit_code == 0, made.output
+    result = cli("job", "validate", "m")
+    assert result.exit_code == 1
+    assert "'query_key_value'" in result.text and "'q_proj', 'k_proj', 'v_proj'" in result.text and "lora.target_modules" in result.text

@@ -8,50 +8,12 @@ from typing import Any, Callable
 
 import pytest
 
-from nocodetune.config.validate import detect_format, preflight, split_sizes
+from nocodetune.config.validate import preflight
 from nocodetune.data.store import DatasetStore
-from nocodetune.errors import DataError
 from nocodetune.jobs.create import create_job, plan_job
 from nocodetune.jobs.spec import JobSpec
 from nocodetune.workspace import Workspace
 from tests.config.conftest import PAIRS, write_jsonl
-
-
-@pytest.mark.parametrize(
-    ("columns", "mapping", "fmt", "expected"),
-    [
-        (["prompt", "completion"], {}, "auto", ("prompt_completion", {"prompt": "prompt", "completion": "completion"})),
-        (["Question", "Answer"], {}, "auto", ("prompt_completion", {"prompt": "Question", "completion": "Answer"})),
-        (["instruction", "input", "output"], {}, "auto", ("alpaca", {"instruction": "instruction", "input": "input", "output": "output"})),
-        (["input", "output"], {}, "auto", ("prompt_completion", {"prompt": "input", "completion": "output"})),
-        (["messages", "id"], {}, "auto", ("messages", {"messages": "messages"})),
-        (["id", "text"], {}, "auto", ("text", {"text": "text"})),
-        (["q", "a"], {"prompt": "q", "completion": "a"}, "auto", ("prompt_completion", {"prompt": "q", "completion": "a"})),
-        (["body", "prompt", "completion"], {"text": "body"}, "auto", ("text", {"text": "body"})),
-        (["text", "prompt", "completion"], {}, "text", ("text", {"text": "text"})),
-    ],
-)
-def test_detect_format(columns: list[str], mapping: dict[str, str], fmt: str, expected: tuple[str, dict[str, str]]) -> None:
-    assert detect_format(columns, mapping, fmt) == expected
-
-
-def test_detect_format_names_the_missing_mapping() -> None:
-    with pytest.raises(DataError) as err:
-        detect_format(["q", "a"], {"prompt": "question"})
-    assert err.value.field == "dataset.columns.prompt" and "'question'" in err.value.message and "q, a" in (err.value.hint or "")
-    with pytest.raises(DataError) as err:
-        detect_format(["q", "a"])
-    assert err.value.field == "dataset.columns" and "q, a" in err.value.message
-    with pytest.raises(DataError) as err:
-        detect_format(["prompt", "completion"], fmt="alpaca")
-    assert err.value.field == "dataset.columns.instruction"
-
-
-def test_split_sizes() -> None:
-    assert split_sizes(10, 0.2) == (8, 2)
-    assert split_sizes(10, 0.0) == (10, 0)
-    assert split_sizes(3, 0.01) == (2, 1)  # at least one held out when asked
-    assert split_sizes(1, 0.5) == (1, 0)  # never the only row
 
 
 def _tokens(model_dir: Path, rows: list[dict[str, Any]]) -> list[int]:
@@ -125,7 +87,7 @@ def test_empty_rows_are_named(ws: Workspace, tmp_path: Path, tiny_set: Callable[
     report = preflight(ws, plan_job(ws, JobSpec(name="h", dataset="holes@1", set=tiny_set())))
     assert not report.ok
     [error] = report.errors
-    assert "rows 4, 11" in error.message and "2 of 11" in error.message
+    assert "2 of 11 rows" in error.message and "empty 'completion': rows 4" in error.message and "empty 'prompt': rows 11" in error.message
     assert report.stats["train_rows"] + report.stats["eval_rows"] == 9
 
 
@@ -161,6 +123,7 @@ def test_child_of_an_unrun_parent_gets_a_warning(ws: Workspace, dataset: str, ti
     assert any(w.field == "parent" and "'p'" in w.message for w in report.warnings)
     (ws.job("p").adapter_dir).mkdir(parents=True)
     (ws.job("p").adapter_dir / "adapter_model.safetensors").write_bytes(b"x")
+    (ws.job("p").adapter_dir / "adapter_config.json").write_text("{}")
     assert not any(w.field == "parent" for w in preflight(ws, child).warnings)
 
 

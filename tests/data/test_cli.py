@@ -87,3 +87,17 @@ def test_console_renders_a_bad_row_and_exits_2(ws: Workspace, tmp_path: Path) ->
     assert proc.returncode == 2
     assert "bad.csv: row at line 3 has 1 field, header has 2" in proc.stderr
     assert list(ws.files.iterdir()) == []
+
+
+def test_add_reports_the_detected_encoding_and_takes_another(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "menu.csv"
+    path.write_bytes("text\ncafé crème\n".encode("cp1252"))
+    added = data(ws, "add", str(path))
+    assert added.exit_code == 0, added.output
+    assert "format csv, cp1252 (detected)" in added.output
+    assert "also plausible: cp1250 ('crème' would read 'crčme')" in added.output
+    assert "also plausible: cp1250" in data(ws, "show", "menu").output  # the note stays with the version
+    path.write_bytes(path.read_bytes() + b"\n")
+    chosen = data(ws, "add", str(path), "--encoding", "cp1250")
+    assert chosen.exit_code == 0 and "menu@2" in chosen.output and "cp1250 (as given)" in chosen.output
+    assert "café crčme" in data(ws, "show", "menu@2").output

@@ -74,12 +74,12 @@ def test_csv_latin1_is_detected(tmp_path: Path) -> None:
     assert table.encoding not in ("utf-8", None)
 
 
-def test_csv_empty_and_duplicate_headers_are_renamed(tmp_path: Path) -> None:
-    path = _write(tmp_path / "h.csv", "text,,text\na,b,c\n")
+def test_csv_empty_header_is_named_and_noted(tmp_path: Path) -> None:
+    path = _write(tmp_path / "h.csv", "text,,label\na,b,c\n")
     table = read_file(path)
-    assert table.columns == ["text", "column_2", "text_2"]
-    assert table.rows == [{"text": "a", "column_2": "b", "text_2": "c"}]
-    assert len(table.notes) == 2
+    assert table.columns == ["text", "column_2", "label"]
+    assert table.rows == [{"text": "a", "column_2": "b", "label": "c"}]
+    assert table.notes == ["header of column 2 is empty; named it 'column_2'"]
 
 
 # -- JSON / JSONL ---------------------------------------------------------------------
@@ -217,10 +217,8 @@ def test_csv_preview_and_count(tmp_path: Path) -> None:
 
 
 def test_latin1_after_a_long_ascii_start(tmp_path: Path) -> None:
-    """Encoding detection looks at the first MiB; a file that turns non-UTF-8 later still reads."""
-    from nocodetune.data.decode import SAMPLE_BYTES
-
-    ascii_rows = "".join(f"row {i},plain\n" for i in range(SAMPLE_BYTES // 10))
+    """Encoding detection looks at the whole file; a file that turns non-UTF-8 after a megabyte still reads."""
+    ascii_rows = "".join(f"row {i},plain\n" for i in range((1 << 20) // 10))
     path = _write(tmp_path / "long.csv", "name,kind\n" + ascii_rows + "José,accent\n", encoding="latin-1")
     table = read_file(path)
     assert table.rows[-1] == {"name": "José", "kind": "accent"}

@@ -27,7 +27,7 @@ def test_reindex_rebuilds_jobs_and_datasets_from_the_folders(ws, tmp_path):
     events.emit("log", step=4, total_steps=10, loss=1.5, progress=0.4)  # then the machine died
 
     db.dispose_all()
-    ws.db_path.unlink()
+    ws.db_path.unlink(missing_ok=True)  # SQLite: the file goes; PostgreSQL (--postgres): reindex replaces every row
     for suffix in ("-wal", "-shm"):
         ws.db_path.with_name(ws.db_path.name + suffix).unlink(missing_ok=True)
     counts = db.reindex(ws, lock_probe(ws))

@@ -93,7 +93,7 @@ def test_parent_child_chain_starts_from_parent_result(job_factory):
 
     metrics = json.loads((child / "outputs" / "metrics.json").read_text())
     assert metrics["lineage"]["parent"] == "parent"
-    assert metrics["lineage"]["started_from"]["parents"] == [str(parent)]
+    assert [layer["job"] for layer in metrics["lineage"]["started_from"]["layers"]] == ["parent"]
     assert "parent" in (child / "outputs" / "README.md").read_text()
     # The child's untrained start *is* the parent's result: same answers on the same held-out prompts.
     samples = lambda job, stage: [json.loads(l)["output"] for l in (job / "outputs" / "samples.jsonl").read_text().splitlines() if json.loads(l)["stage"] == stage]

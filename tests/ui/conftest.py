@@ -6,6 +6,7 @@ tried to fetch anything from the internet would break visibly instead of leaking
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -13,6 +14,8 @@ import httpx
 import pytest
 
 from tests.live_server import serve_in_thread
+
+FAKE_TRAINER = Path(__file__).resolve().parents[1] / "jobs" / "fake_trainer.py"
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -52,14 +55,28 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
 
 
 class LiveServer:
-    """The whole API (+ UI) for one workspace, served in a thread on 127.0.0.1."""
+    """The whole API (+ UI) for one workspace, served in a thread on 127.0.0.1.
 
-    def __init__(self, workspace: Path) -> None:
+    With `fake_trainer=True` jobs run tests/jobs/fake_trainer.py instead of training;
+    `trainer_args` (read at each launch) passes it options such as --hold-file.
+    """
+
+    def __init__(self, workspace: Path, *, fake_trainer: bool = False) -> None:
         from nocodetune.api.app import create_app
 
-        self.app = create_app(workspace)
+        self.trainer_args: list[str] = []
+        service = None
+        if fake_trainer:
+            from nocodetune.jobs.service import JobService
+            from nocodetune.workspace import Workspace
+
+            service = JobService(Workspace(workspace), command=self._fake_command, poll_s=0.1)
+        self.app = create_app(workspace, job_service=service)
         self._serving = serve_in_thread(self.app)
         self.url = ""
+
+    def _fake_command(self, job_dir: Path) -> list[str]:
+        return [sys.executable, str(FAKE_TRAINER), str(job_dir), *self.trainer_args]
 
     def start(self) -> "LiveServer":
         self.url = self._serving.__enter__()
@@ -83,11 +100,22 @@ def live_server(ui_workspace: Path) -> Iterator[LiveServer]:
     try:
         yield server
     finally:
-        _stop_model_servers(server)
+        stop_model_servers(server)
         server.stop()
 
 
-def _stop_model_servers(server: LiveServer) -> None:
+@pytest.fixture
+def fake_server(ui_workspace: Path) -> Iterator[LiveServer]:
+    """The API + UI whose jobs run the fake trainer (seconds, no torch)."""
+    server = LiveServer(ui_workspace, fake_trainer=True).start()
+    try:
+        yield server
+    finally:
+        stop_model_servers(server)
+        server.stop()
+
+
+def stop_model_servers(server: LiveServer) -> None:
     """Model servers run in their own processes; stop those the test started."""
     try:
         listing = httpx.get(f"{server.url}/api/servers", timeout=5).json()

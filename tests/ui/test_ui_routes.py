@@ -121,3 +121,26 @@ def _not_found(server_id: str) -> Exception:
     from nocodetune.errors import NotFoundError
 
     return NotFoundError(f"no server {server_id}")
+
+
+def test_the_api_makes_a_new_or_empty_folder_a_workspace(tmp_path: Path) -> None:
+    for folder in (tmp_path / "new", tmp_path / "empty"):
+        if folder.name == "empty":
+            folder.mkdir()
+        with TestClient(create_app(folder)) as client:
+            assert client.get("/ui/jobs").status_code == 200
+            assert [d["name"] for d in client.get("/api/files").json()] == ["demo"]
+            assert "demo_job" in [j["name"] for j in client.get("/api/jobs").json()["items"]]
+        assert (folder / "jobs").is_dir() and (folder / "archive" / "lora_train").is_dir()
+
+
+def test_the_api_refuses_a_folder_that_holds_other_files(tmp_path: Path) -> None:
+    from nocodetune.api.app import prepare_workspace
+    from nocodetune.errors import NocodetuneError
+    from nocodetune.workspace import Workspace
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(NocodetuneError) as info:
+        prepare_workspace(Workspace(tmp_path))
+    assert str(tmp_path) in info.value.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing was created

@@ -13,11 +13,13 @@ import ipaddress
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from starlette.types import Scope
 
+from nocodetune.api.errors import ApiError, error_response
 from nocodetune.errors import NocodetuneError
 
-PROTECTED_PREFIX = "/api"
+PROTECTED_PREFIXES = ("/api", "/v1")  # the token rule covers the OpenAI-compatible routes too (docs/DECISIONS.md)
 
 
 def is_loopback(host: str) -> bool:
@@ -39,20 +41,30 @@ def require_token_for(host: str, token: str | None) -> None:
         )
 
 
+def is_protected(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in PROTECTED_PREFIXES)
+
+
+def guard_refusal(scope: Scope, status: int, message: str, hint: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """`http_guard` refusals in the shape of the request's prefix."""
+    response = error_response(scope, ApiError(status, "Forbidden", message, hint=hint))
+    return response.status_code, response.raw_headers, bytes(response.body)
+
+
 class BearerTokenMiddleware(BaseHTTPMiddleware):
-    """401 for `/api` requests that do not carry the configured token."""
+    """401 for `/api` and `/v1` requests that do not carry the configured token."""
 
     def __init__(self, app: object, token: str) -> None:
         super().__init__(app)  # type: ignore[arg-type]
         self.token = token.encode()
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.url.path == PROTECTED_PREFIX or request.url.path.startswith(PROTECTED_PREFIX + "/"):
+        if is_protected(request.url.path):
             scheme, _, given = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token):
-                return JSONResponse(
-                    status_code=401,
-                    content={"error": "Unauthorized", "message": "missing or wrong API token", "field": "Authorization", "hint": "send 'Authorization: Bearer <NOCODETUNE_API_TOKEN>'"},
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                err = ApiError(
+                    401, "Unauthorized", "missing or wrong API token", field="Authorization",
+                    hint="send 'Authorization: Bearer <NOCODETUNE_API_TOKEN>'", headers={"WWW-Authenticate": "Bearer"},
+                )  # fmt: skip
+                return error_response(request.scope, err)
         return await call_next(request)

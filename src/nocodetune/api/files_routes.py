@@ -8,19 +8,43 @@ metadata and the source of the extension; it never becomes a path.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from nocodetune.api.errors import API_ERRORS, error_responses
 from nocodetune.data.models import DatasetInfo, DatasetVersionMeta, PreviewPage
+from nocodetune.data.report import FormatReport
 from nocodetune.data.staging import StagedFile, TooLargeError
 from nocodetune.data.store import MAX_PREVIEW_ROWS, DatasetStore
 from nocodetune.errors import DataError, UnsafeNameError
 from nocodetune.settings import Settings
-from nocodetune.workspace import check_name
+from nocodetune.workspace import check_name, resolve_within
 
-router = APIRouter()
+router = APIRouter(responses=API_ERRORS)
+CONFLICT = error_responses(409)
+
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file", "name"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary", "description": "The dataset file (CSV, TSV, JSON, JSONL, Parquet, Excel, text, Markdown, HTML, PDF, DOCX)."},
+                    "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", "description": "Dataset name; the file becomes its next version."},
+                    "tags": {"type": "string", "description": "Comma-separated tags."},
+                    "split": {"type": "string", "enum": ["paragraph", "document"], "default": "paragraph", "description": "Documents: one example per paragraph or per document."},
+                },
+            },
+            "encoding": {"file": {"contentType": "application/octet-stream"}},
+        }
+    },
+}
 
 MAX_FIELD_BYTES = 64 * 1024  # text form fields (name, tags, split)
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file
@@ -41,6 +65,9 @@ _MEDIA_TYPES = {
 
 class UploadedVersion(DatasetVersionMeta):
     created: bool = Field(description="False when these bytes were already stored (the existing version is returned).")
+    report: list[FormatReport] = Field(
+        default_factory=list, description="Each training format the columns fit: rows usable, rows refused and why (empty: no format fits)."
+    )
 
 
 class Deleted(BaseModel):
@@ -49,6 +76,11 @@ class Deleted(BaseModel):
 
 def _store(request: Request) -> DatasetStore:
     return DatasetStore(request.app.state.workspace)
+
+
+def _data_file(request: Request, store: DatasetStore, name: str, version: int) -> Path:
+    """The stored file of a version, refused if it (or a link on the way) leaves the workspace's files/."""
+    return resolve_within(request.app.state.workspace.files, store.path(name, version), "the workspace's files folder")
 
 
 class _MultipartUpload:
@@ -138,9 +170,12 @@ def _decode(raw: bytes, what: str) -> str:
         raise UnsafeNameError(f"{what} is not valid UTF-8", field=what) from None
 
 
-@router.post("", status_code=201, response_model=UploadedVersion, responses={200: {"description": "Same bytes as an existing version"}})
+@router.post(
+    "", status_code=201, response_model=UploadedVersion, openapi_extra={"requestBody": UPLOAD_BODY},
+    responses={200: {"model": UploadedVersion, "description": "Same bytes as an existing version"}, **error_responses(413)},
+)  # fmt: skip
 async def upload(request: Request, response: Response) -> UploadedVersion:
-    """Add the uploaded file as the next version of dataset `name` (form fields: file, name, tags, split)."""
+    """Add the uploaded file as the next version of dataset `name` (form fields: file, name, tags, split, encoding)."""
     from python_multipart import MultipartParser
     from python_multipart.exceptions import MultipartParseError
     from python_multipart.multipart import parse_options_header
@@ -171,13 +206,14 @@ async def upload(request: Request, response: Response) -> UploadedVersion:
         split = receiver.fields.get("split") or "paragraph"
         if split not in ("paragraph", "document"):
             raise DataError(f"split must be 'paragraph' or 'document', got {split!r}", field="split")
-        result = await run_in_threadpool(store.add_staged, staged, name, tags, split)  # type: ignore[arg-type]
+        encoding = receiver.fields.get("encoding") or None
+        result = await run_in_threadpool(store.add_staged, staged, name, tags, split, encoding)  # type: ignore[arg-type]
     finally:
         if receiver.staged is not None:
             receiver.staged.discard()  # no-op once the version is in place
     if not result.created:
         response.status_code = 200
-    return UploadedVersion(**result.meta.model_dump(), created=result.created)
+    return UploadedVersion(**result.meta.model_dump(), created=result.created, report=result.report)
 
 
 @router.get("", response_model=list[DatasetInfo])
@@ -197,23 +233,25 @@ def get_version(request: Request, name: str, version: int) -> DatasetVersionMeta
 
 @router.get("/{name}/versions/{version}/preview", response_model=PreviewPage)
 def preview_version(
-    request: Request, name: str, version: int, offset: int = Query(0, ge=0), limit: int = Query(20, ge=0, le=MAX_PREVIEW_ROWS)
+    request: Request, name: str, version: int, offset: int = Query(0, ge=0, le=2**31 - 1), limit: int = Query(20, ge=0, le=MAX_PREVIEW_ROWS)
 ) -> PreviewPage:
-    return _store(request).preview(name, version, offset, limit)
+    store = _store(request)
+    _data_file(request, store, name, version)  # a planted link is refused before it is read
+    return store.preview(name, version, offset, limit)
 
 
-@router.get("/{name}/versions/{version}/download", response_class=FileResponse)
+@router.get("/{name}/versions/{version}/download", response_class=FileResponse, responses={200: {"content": {"application/octet-stream": {}}, "description": "The stored file, with its own media type"}})
 def download_version(request: Request, name: str, version: int) -> FileResponse:
     store = _store(request)
     meta = store.version(name, version)
-    return FileResponse(store.path(name, version), filename=meta.file, media_type=_MEDIA_TYPES.get(meta.format, "application/octet-stream"))
+    return FileResponse(_data_file(request, store, name, version), filename=meta.file, media_type=_MEDIA_TYPES.get(meta.format, "application/octet-stream"))
 
 
-@router.delete("/{name}/versions/{version}", response_model=Deleted)
+@router.delete("/{name}/versions/{version}", response_model=Deleted, responses=CONFLICT)
 def delete_version(request: Request, name: str, version: int, force: bool = False) -> Deleted:
     return Deleted(deleted=[_store(request).delete_version(name, version, force=force).ref])
 
 
-@router.delete("/{name}", response_model=Deleted)
+@router.delete("/{name}", response_model=Deleted, responses=CONFLICT)
 def delete_dataset(request: Request, name: str, force: bool = False) -> Deleted:
     return Deleted(deleted=[m.ref for m in _store(request).delete(name, force=force)])

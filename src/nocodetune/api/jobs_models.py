@@ -105,6 +105,7 @@ class BaseInfo(BaseModel):
     name: str
     description: str
     config: dict[str, Any]
+    error: dict[str, Any] | None = Field(None, description="Set when the base cannot be used (e.g. a broken job.yaml): the error in the API's error shape; config is then empty.")
 
 
 class DeleteResult(BaseModel):

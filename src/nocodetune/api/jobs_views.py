@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,13 @@ from typing import Any
 from sqlalchemy import select
 
 from nocodetune import db
+from nocodetune.api.deps import job_file
 from nocodetune.api.jobs_models import JobDetail, JobSummary, Lineage, Metrics, OutputFile, Progress, RunInfo, Worker
 from nocodetune.config.validate_resources import plan_resources
 from nocodetune.records.job import ResolvedJob, read_resolved
 from nocodetune.records.runs import RunRecord, list_runs
 from nocodetune.db import JobRow, RunRow
-from nocodetune.errors import NotFoundError
+from nocodetune.errors import NotFoundError, UnsafeNameError
 from nocodetune.records.events import latest_run_events, read_events
 from nocodetune.jobs.registry import row_summary
 from nocodetune.records.events import PROGRESS_KEYS
@@ -32,6 +34,7 @@ def detail(ws: Workspace, row: JobRow) -> JobDetail:
     from nocodetune.jobs.create import children_of
 
     paths = ws.job(row.name)
+    job_file(ws, row.name, paths.resolved_json)  # a planted link is refused before anything is read
     resolved = read_resolved(paths)
     with db.session(ws) as s:
         runs = list(s.scalars(select(RunRow).where(RunRow.job_id == row.id).order_by(RunRow.n)))
@@ -87,7 +90,7 @@ def log_tail(ws: Workspace, name: str, run: int | None, tail: int) -> tuple[int 
     else:
         return None, None, []
     number = int(path.stem.split("-")[1])
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = job_file(ws, name, path).read_text(encoding="utf-8", errors="replace").splitlines()
     return number, str(path.relative_to(paths.root)), lines[-tail:] if tail else []
 
 
@@ -96,10 +99,10 @@ def metrics(ws: Workspace, name: str) -> Metrics:
     values: dict[str, Any] | None = None
     if paths.metrics_json.is_file():
         try:
-            values = json.loads(paths.metrics_json.read_text(encoding="utf-8"))
-        except ValueError:
+            values = json.loads(job_file(ws, name, paths.metrics_json).read_text(encoding="utf-8"))
+        except (ValueError, RecursionError):
             values = None  # being written
-    events, _ = read_events(paths.events)
+    events, _ = read_events(job_file(ws, name, paths.events))
     last_start = max((i for i, e in enumerate(events) if e.type == "started"), default=0)
     history = [e.data() for e in events[last_start:] if e.type in ("log", "eval")]
     return Metrics(metrics=values, history=history)
@@ -110,28 +113,43 @@ def samples(ws: Workspace, name: str) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in job_file(ws, name, path).read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             out.append(json.loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     return out
 
 
 def output_files(ws: Workspace, name: str) -> list[OutputFile]:
-    root = ws.job(name).outputs
-    if not root.is_dir():
+    """Every output file a person may want that the download route would serve.
+
+    Links that leave outputs/ are not listed; hidden files and folders (`.heldout_before.json`,
+    staging folders) are the trainer's own working files and are not listed either.
+    """
+    if not ws.job(name).outputs.is_dir():
         return []
+    root = job_file(ws, name, "outputs")
     files = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        stat = path.stat()
-        files.append(OutputFile(path=path.relative_to(root).as_posix(), size=stat.st_size, modified=datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
-    return files
+    for folder, dirs, names in os.walk(root):  # links to folders are not followed
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for file_name in sorted(n for n in names if not n.startswith(".")):
+            path = Path(folder) / file_name
+            try:
+                target = resolve_within(root, path, "outputs")
+            except UnsafeNameError:
+                continue
+            if not target.is_file():
+                continue
+            stat = target.stat()
+            files.append(OutputFile(path=path.relative_to(root).as_posix(), size=stat.st_size, modified=datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
+    return sorted(files, key=lambda f: f.path)
 
 
 def output_path(ws: Workspace, name: str, relative: str) -> Path:
     """The file `relative` inside the job's outputs; refuses anything that leaves them."""
-    target = resolve_within(ws.job(name).outputs, relative, f"the outputs of job {name!r}")
+    outputs = job_file(ws, name, "outputs")
+    target = resolve_within(outputs, relative, f"the outputs of job {name!r}")
     if not target.is_file():
         raise NotFoundError(f"job {name!r} has no output {relative!r}", file=relative, hint=f"list them with GET /api/jobs/{name}/outputs")
     return target

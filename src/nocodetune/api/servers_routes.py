@@ -10,12 +10,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from nocodetune.api.errors import API_ERRORS, error_responses
 from nocodetune.servers import manager
 from nocodetune.servers.manager import ServerInfo
 from nocodetune.records.servers import ServerKind, ServerRecord
 from nocodetune.workspace import Workspace
 
-router = APIRouter()
+router = APIRouter(responses=API_ERRORS)
 
 
 class StartServer(BaseModel):
@@ -42,7 +43,7 @@ def list_servers(request: Request) -> list[ServerInfo]:
     return manager.list_servers(_ws(request))
 
 
-@router.post("", status_code=201, response_model=ServerRecord)
+@router.post("", status_code=201, response_model=ServerRecord, responses=error_responses(409))
 def start_server(body: StartServer, request: Request) -> ServerRecord:
     """Start a background server; answers once it is healthy."""
     return manager.start(_ws(request), body.kind, job=body.job, model=body.model, host=body.host, port=body.port, background=True)

@@ -12,6 +12,7 @@ from rich.table import Table as RichTable
 
 from nocodetune.cli.common import console, workspace_from
 from nocodetune.data.models import DatasetVersionMeta
+from nocodetune.data.report import FormatReport
 from nocodetune.data.store import DatasetStore, split_ref
 from nocodetune.errors import DataError
 
@@ -47,7 +48,10 @@ def _store(ctx: typer.Context) -> DatasetStore:
 
 
 def _describe(meta: DatasetVersionMeta) -> str:
-    encoding = f", {meta.encoding}" if meta.encoding else ""
+    encoding = ""
+    if meta.encoding:
+        how = {"detected": " (detected)", "given": " (as given)"}.get(meta.encoding_source or "", "")
+        encoding = f", {meta.encoding}{how}"
     columns = ", ".join(meta.columns)
     return f"{meta.rows} rows, columns: {escape(columns)}, format {meta.format}{encoding}"
 
@@ -61,17 +65,35 @@ def add(
     split: Literal["paragraph", "document"] = typer.Option(
         "paragraph", "--split", help="Text documents (TXT, MD, HTML, PDF, DOCX): one row per paragraph (per page for PDF), or one per document."
     ),
+    encoding: Optional[str] = typer.Option(
+        None, "--encoding", "-e", help="Text files: the file's encoding (e.g. cp1254, shift_jis), instead of detecting it from the whole file."
+    ),
 ) -> None:
     """Add a file as the next version of a dataset (nothing is stored if the file cannot be read)."""
     store = _store(ctx)
-    result = store.add(file, name or _default_name(file), tags=tag, split=split)
+    result = store.add(file, name if name is not None else _default_name(file), tags=tag, split=split, encoding=encoding)
     meta = result.meta
     if not result.created:
         console.print(f"no new version: same content as [bold]{meta.ref}[/]")
+    else:
+        console.print(f"added [bold green]{meta.ref}[/]: {_describe(meta)}")
+        for note in meta.notes:
+            console.print(f"  [dim]note: {escape(note)}[/]")
+    _print_report(result.report, meta.columns)
+
+
+def _print_report(report: list[FormatReport], columns: list[str]) -> None:
+    """Per training format: how many rows it can use, and which it refuses and why."""
+    if not report:
+        console.print(
+            f"  [yellow]no training format fits the columns {escape(', '.join(columns))}[/]: name them prompt/completion, "
+            "instruction/output, messages, chosen/rejected or text, or map them with dataset.columns in the job"
+        )
         return
-    console.print(f"added [bold green]{meta.ref}[/]: {_describe(meta)}")
-    for note in meta.notes:
-        console.print(f"  [dim]note: {escape(note)}[/]")
+    console.print("  usable for training as:")
+    for entry in report:
+        style = "yellow" if entry.refused else "green"
+        console.print(f"    [{style}]{escape(entry.summary())}[/]")
 
 
 @app.command("list")
@@ -105,6 +127,8 @@ def show(
     console.print(f"  created: {meta.created_at.isoformat(timespec='seconds')}" + (f", tags: {escape(', '.join(meta.tags))}" if meta.tags else ""))
     if meta.text_split:
         console.print(f"  split: one row per {meta.text_split}")
+    for note in meta.notes:  # e.g. which encoding was detected, and which others would also fit
+        console.print(f"  [dim]note: {escape(note)}[/]")
     if rows:
         page = store.preview(name, version, 0, rows)
         table = RichTable(*(escape(c) for c in page.columns), title=f"first {len(page.rows)} of {page.total} rows")

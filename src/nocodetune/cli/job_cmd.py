@@ -243,19 +243,31 @@ def show(
 @app.command("import")
 def import_legacy(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., help="An original NoCodeTune job_args.json.", exists=False),
-    name: str = typer.Option(..., "--name", "-n", help="Name of the new job."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset NAME@VERSION (default: the data file the JSON names, added to files/)."),
+    file: Path = typer.Argument(..., help="An original NoCodeTune job_args.json (a list of jobs, or one job's settings).", exists=False),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Name for a job the file does not name (files that name their jobs need none)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset NAME@VERSION for every job (default: the data file each job names, added to files/)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Change a setting of every imported job, e.g. --set model.source=default."),
 ) -> None:
-    """Create a job from an original NoCodeTune job_args.json (train_type, training_args, peft_args ...)."""
-    from nocodetune.jobs.create import import_legacy_job
+    """Create jobs from an original NoCodeTune job_args.json, parents first.
+
+    train_type full_train/peft_train become the full_train/lora_train bases, training_args
+    and lora_configs map onto the config schema, and LoRA module names of another model
+    family (e.g. GPT-NeoX's query_key_value) are renamed to the target model's. Nothing is
+    created unless every job can be.
+    """
+    from nocodetune.config.overrides import parse_set_args
+    from nocodetune.jobs.create import import_legacy_jobs
 
     with user_errors():
         ws = workspace_from(ctx)
-        resolved, notes = import_legacy_job(ws, file, name, dataset)
-    console.print(f"[bold green]Imported {escape(file.name)} as job {escape(name)}[/] (base {escape(resolved.lineage.base or '-')}, dataset {escape(resolved.config.dataset.ref or '-')})")
-    for note in notes:
-        console.print(f"  [dim]note:[/] {escape(note)}")
+        imported = import_legacy_jobs(ws, file, name=name, dataset=dataset, set_values=parse_set_args(set_))
+    for resolved, notes in imported:
+        lineage = resolved.lineage
+        parent = f", parent {escape(lineage.parent)}" if lineage.parent else ""
+        console.print(f"[bold green]Imported job {escape(resolved.name)}[/] from {escape(file.name)} (base {escape(lineage.base or '-')}{parent}, dataset {escape(resolved.config.dataset.ref or '-')})")
+        for note in notes:
+            console.print(f"  [dim]note:[/] {escape(note)}")
+    console.print("Next: nocodetune job validate NAME  ·  nocodetune job run NAME")
 
 
 @app.command("clone")

@@ -7,11 +7,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
-
 from nocodetune import __version__
 from nocodetune.cli import data_cmd, demo_cmd, doctor_cmd, init_cmd, job_cmd, job_run_cmd, server_cmd, workspace_cmd
-from nocodetune.cli.common import err_console
+from nocodetune.cli.common import print_error, report_unexpected
 from nocodetune.errors import NocodetuneError
 
 app = typer.Typer(
@@ -55,13 +53,21 @@ app.add_typer(server_cmd.app, name="server", help="AI servers: start, list, stat
 app.add_typer(workspace_cmd.app, name="workspace", help="Workspace maintenance (reindex the registry).")
 
 
+EXIT_USER_ERROR, EXIT_BUG = 2, 70  # 70: EX_SOFTWARE
+
+
 def run() -> None:
-    """Console-script entry: render user errors without a traceback."""
+    """Console-script entry: a user error is its message, anything else one line plus a saved traceback."""
     from nocodetune.settings import apply_network_policy
 
     apply_network_policy()
     try:
         app()
     except NocodetuneError as exc:
-        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
-        sys.exit(2)
+        print_error(exc)
+        sys.exit(EXIT_USER_ERROR)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into a message
+        report_unexpected(exc)
+        sys.exit(EXIT_BUG)

@@ -57,6 +57,12 @@ def start(
 ) -> None:
     """Start a server in the foreground (Ctrl-C stops it) or, with --background, detached."""
     ws = workspace_from(ctx)
+    if kind is Kind.api and not managed:
+        from nocodetune.api.app import prepare_workspace
+
+        created = prepare_workspace(ws)  # the web UI starts on a new folder without `init` first
+        if created is not None:
+            console.print(f"created a new workspace at [bold]{escape(str(ws.root))}[/] (with a demo dataset and job)")
     if managed:  # a background child: the parent wrote the record and watches /health
         the_plan = manager.plan(ws, kind.value, job=job, model=model, host=host, port=None)
         _serve_in_process(ws, the_plan, port or 8000)

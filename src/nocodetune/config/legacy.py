@@ -1,11 +1,15 @@
-"""Import the original NoCodeTune `job_args.json` into a base + overrides.
+"""Import the original NoCodeTune `job_args.json` into jobs (a base + overrides each).
 
-The original format named the method (`train_type`), passed Hugging Face
-`TrainingArguments` and peft `LoraConfig` keys through as they were, and gave the model as
-`model_name_or_path`. Our schema keeps those field names where it can, so most keys map
-one to one. Keys that only say where to write or how to report are dropped with a note
-(the job folder decides that now); any other key is refused by name rather than silently
-ignored, because a dropped setting would change what the job trains.
+The original file is a JSON list of jobs, `{job_name, parent_job_name, base_job_name,
+args: {train_type, training_args, peft_args, lora_configs}}`, parents before or after
+their children; a single job's args object on its own is read too. `train_type` named
+the method (full_train, peft_train), and the args passed Hugging Face `TrainingArguments`
+and peft `LoraConfig` keys through as they were. Our schema keeps those field names where
+it can, so most keys map one to one. Keys that only say where to write or how to report
+are dropped with a note (the job folder decides that now); any other key is refused by
+name rather than silently ignored, because a dropped setting would change what the job
+trains. Module names of another model family are translated at import
+(`jobs.create.import_legacy_jobs`, which knows the target model).
 """
 
 from __future__ import annotations
@@ -54,12 +58,15 @@ PEFT_IGNORED = {
     "revision": "the model is model.source",
 }
 DATASET_KEYS = ("dataset_path", "data_path", "train_file", "data_file", "dataset_file", "train_data", "dataset")
-TOP_IGNORED = {"job_name": "the job name comes from --name", "name": "the job name comes from --name", "output_dir": "paths are decided by the job folder"}
+TOP_IGNORED = {"output_dir": "paths are decided by the job folder"}
+ENTRY_KEYS = ("job_name", "parent_job_name", "base_job_name", "args")
 
 
 class LegacyImport(BaseModel):
     """A legacy job mapped onto our format."""
 
+    name: str | None = Field(None, description="job_name, when the file names the job.")
+    parent: str | None = Field(None, description="parent_job_name: the job this one continues from.")
     base: str
     overrides: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list, description="Keys dropped on purpose, and why.")
@@ -166,15 +173,66 @@ def map_legacy(data: Mapping[str, Any], where: str = "job_args.json") -> LegacyI
     )
 
 
-def load_legacy(path: Path) -> LegacyImport:
-    """Read and map a job_args.json file; errors name the file (and line for bad JSON)."""
+def map_entry(entry: Mapping[str, Any], where: str) -> LegacyImport:
+    """One job of the file: `{job_name, parent_job_name, base_job_name, args}`, or a bare args object."""
+    if "args" not in entry:  # one job's settings, perhaps with its name beside them
+        names = {k: entry[k] for k in ("job_name", "parent_job_name") if k in entry}
+        entry = {k: v for k, v in entry.items() if k not in names}
+        entry = {"args": entry, **names}
+    unknown = [k for k in entry if k not in ENTRY_KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: cannot map key(s) {', '.join(unknown)} of a job entry", field=unknown[0], file=where)
+    args = entry.get("args")
+    if not isinstance(args, dict):
+        raise ConfigError(f"{where}: args must be an object of settings", field="args", file=where)
+    if "train_type" not in args and entry.get("base_job_name") in TRAIN_TYPES:
+        args = {**args, "train_type": entry["base_job_name"]}
+    mapped = map_legacy(args, where)
+    name, parent = entry.get("job_name"), entry.get("parent_job_name")
+    for key, value in (("job_name", name), ("parent_job_name", parent)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{where}: {key} must be a name, got {value!r}", field=key, file=where)
+    return mapped.model_copy(update={"name": name, "parent": parent or None})
+
+
+def in_parent_order(entries: list[LegacyImport], where: str) -> list[LegacyImport]:
+    """Entries reordered so that every parent named in the file comes before its children."""
+    by_name = {e.name: e for e in entries if e.name}
+    ordered: list[LegacyImport] = []
+    placed: set[int] = set()
+
+    def place(entry: LegacyImport, trail: tuple[str, ...]) -> None:
+        if id(entry) in placed:
+            return
+        if entry.parent in by_name:
+            if entry.parent in trail:
+                raise ConfigError(f"{where}: jobs name each other as parents: {' -> '.join([*trail, entry.parent])}", field="parent_job_name", file=where)
+            place(by_name[entry.parent], (*trail, entry.name or "?"))
+        placed.add(id(entry))
+        ordered.append(entry)
+
+    for entry in entries:
+        place(entry, (entry.name or "?",))
+    return ordered
+
+
+def load_legacy(path: Path) -> list[LegacyImport]:
+    """Read and map a job_args.json file (a list of jobs, or one job); errors name the file (and line for bad JSON)."""
     where = path.name
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where} is not valid JSON at line {exc.lineno}: {exc.msg}", file=where) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must hold a JSON object", file=where)
-    return map_legacy(data, where)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        line = f" at line {exc.lineno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else ": nested too deeply"
+        raise ConfigError(f"{where} is not valid JSON{line}", file=where) from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not data or not all(isinstance(e, dict) for e in data):
+        raise ConfigError(f"{where} must hold a list of jobs (objects with job_name and args) or one job's settings", file=where)
+    entries = [map_entry(e, f"{where} job {i + 1}" + (f" ({e['job_name']})" if isinstance(e.get("job_name"), str) else "")) for i, e in enumerate(data)]
+    names = [e.name for e in entries if e.name]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{where} names job(s) {', '.join(duplicates)} more than once", field="job_name", file=where)
+    return in_parent_order(entries, where)

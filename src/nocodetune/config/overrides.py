@@ -56,7 +56,11 @@ def parse_set_args(items: Iterable[str]) -> dict[str, Any]:
                 field=key or None,
                 hint="for example --set training.learning_rate=2e-4 --set lora.r=8",
             )
-        out[key] = parse_value(raw)
+        try:
+            out[key] = parse_value(raw)
+        except (ValueError, RecursionError) as exc:  # 5000-digit integers, YAML nested past the stack
+            reason = "is nested too deeply" if isinstance(exc, RecursionError) else f"cannot be read: {str(exc).split(';')[0]}"
+            raise ConfigError(f"--set {key}: the value {reason}", field=key) from None
     return out
 
 

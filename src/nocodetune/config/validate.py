@@ -1,50 +1,36 @@
 """Pre-flight checks: everything that can be known about a job before it trains.
 
 A training run that fails after ten minutes on a missing column or a model that is not
-on disk wastes the user's time, so `preflight` checks the data mapping, empty rows, the
-model and its tokenizer, token lengths, memory and step counts up front, and reports all
-problems at once. It never loads model weights (only config, headers and the tokenizer).
+on disk wastes the user's time, so `preflight` checks the data, the model and its
+tokenizer, token lengths, module names, memory and step counts up front, and reports
+all problems at once. It never loads model weights (only config, headers and the
+tokenizer).
 
-`detect_format` and `split_sizes` live here so that training uses the very same rules.
+It runs the training code's own functions: rows become examples through
+`data.examples.read_examples`, examples become tokens and masks through `data.tokens`,
+and steps are counted by `data.tokens.training_steps`. So what validate accepts is what
+trains, and a row refused here is refused by training with the same message.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from nocodetune.config.validate_resources import check_resources
+from nocodetune.config.validate_resources import check_resources, plan_resources
+from nocodetune.data.examples import Example, ExampleSet, read_examples, row_list, split_examples
+from nocodetune.errors import NocodetuneError
+from nocodetune.model_source import ResolvedModel
 from nocodetune.records.job import DatasetSnapshot, ResolvedJob
-from nocodetune.records.schema import ColumnMapping, JobConfig
-from nocodetune.errors import DataError, NocodetuneError
+from nocodetune.records.schema import JobConfig
 from nocodetune.workspace import Workspace
 
-MAX_TOKENIZED_ROWS = 2000  # token statistics use the first N examples: enough for mean/max, fast on a CPU
-MAX_LISTED_ROWS = 10  # row numbers named in one message
-
-# Roles each format needs (required) and may use (optional).
-FORMAT_ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "messages": (("messages",), ()),
-    "alpaca": (("instruction", "output"), ("input",)),
-    "prompt_completion": (("prompt", "completion"), ()),
-    "text": (("text",), ()),
-}
-# Column names recognised for each role (case-insensitive), best first.
-ROLE_ALIASES: dict[str, tuple[str, ...]] = {
-    "messages": ("messages", "conversations", "conversation", "chat"),
-    "instruction": ("instruction", "instructions"),
-    "input": ("input", "context"),
-    "output": ("output",),
-    "prompt": ("prompt", "question", "query", "input"),
-    "completion": ("completion", "response", "answer", "output"),
-    "text": ("text", "content", "document"),
-}
-_AUTO_ORDER = ("messages", "alpaca", "prompt_completion", "text")
+MAX_TOKENIZED_EXAMPLES = 20000  # beyond this, token statistics and step counts are extrapolated from a sample
 
 
 class Issue(BaseModel):
@@ -68,147 +54,9 @@ class ValidationReport(BaseModel):
         self.warnings.append(Issue(field=field, message=message))
 
 
-# -- data format ----------------------------------------------------------------------
-
-
-def _mapping_dict(mapping: ColumnMapping | Mapping[str, Any] | None) -> dict[str, str]:
-    if mapping is None:
-        return {}
-    raw = mapping.model_dump() if isinstance(mapping, ColumnMapping) else dict(mapping)
-    return {role: col for role, col in raw.items() if col}
-
-
-def detect_format(columns: Sequence[str], mapping: ColumnMapping | Mapping[str, Any] | None = None, fmt: str = "auto") -> tuple[str, dict[str, str]]:
-    """(format, {role: column}) for a dataset's columns.
-
-    Columns named in `mapping` win; the rest are found by name (ROLE_ALIASES). With
-    fmt='auto' the format is the one the explicit mapping points at, else the first of
-    messages → alpaca → prompt_completion → text whose required roles are all present.
-    Raises DataError naming the `dataset.columns.<role>` that is missing or wrong.
-    """
-    explicit = _mapping_dict(mapping)
-    available = list(columns)
-    for role, col in explicit.items():
-        if col not in available:
-            raise DataError(
-                f"dataset.columns.{role} names column {col!r}, which the dataset does not have",
-                field=f"dataset.columns.{role}",
-                hint=f"columns in the dataset: {', '.join(available) or 'none'}",
-            )
-    by_lower = {c.lower(): c for c in reversed(available)}
-
-    def find(role: str, taken: set[str]) -> str | None:
-        if role in explicit:
-            return explicit[role]
-        for alias in ROLE_ALIASES[role]:
-            col = by_lower.get(alias)
-            if col is not None and col not in taken:
-                return col
-        return None
-
-    def fill(name: str) -> tuple[dict[str, str], list[str]]:
-        required, optional = FORMAT_ROLES[name]
-        found: dict[str, str] = {}
-        missing: list[str] = []
-        for role in (*required, *optional):
-            col = find(role, set(found.values()))
-            if col is not None:
-                found[role] = col
-            elif role in required:
-                missing.append(role)
-        return found, missing
-
-    if fmt == "auto":
-        pointed = [name for name in _AUTO_ORDER if any(r in explicit for r in (*FORMAT_ROLES[name][0], *FORMAT_ROLES[name][1]))]
-        for name in pointed or _AUTO_ORDER:
-            found, missing = fill(name)
-            if not missing:
-                return name, found
-        expect = "; ".join(f"{name}: {' + '.join(FORMAT_ROLES[name][0])}" for name in _AUTO_ORDER)
-        raise DataError(
-            f"cannot tell how to train on columns {', '.join(available) or '(none)'}",
-            field="dataset.columns",
-            hint=f"name the columns with --set dataset.columns.prompt=COL --set dataset.columns.completion=COL (or text/instruction/output/messages); recognised layouts are {expect}",
-        )
-    if fmt not in FORMAT_ROLES:
-        raise DataError(f"unknown dataset.format {fmt!r}", field="dataset.format")
-    found, missing = fill(fmt)
-    if missing:
-        role = missing[0]
-        raise DataError(
-            f"dataset.format is {fmt} but no column was found for {', '.join(missing)}",
-            field=f"dataset.columns.{role}",
-            hint=f"set dataset.columns.{role} to one of: {', '.join(available) or 'none'}",
-        )
-    return fmt, found
-
-
-def _cell(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
-
-
-def _messages_of(value: Any) -> list[dict[str, Any]] | None:
-    """A messages cell as a list of {role, content}; JSON text (from CSV) is parsed."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    if not isinstance(value, list):
-        return None
-    out = []
-    for m in value:
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or m.get("content") in (None, ""):
-            return None
-        out.append({"role": m["role"], "content": str(m["content"])})
-    return out or None
-
-
-def is_empty_example(row: Mapping[str, Any], fmt: str, mapping: Mapping[str, str]) -> bool:
-    """True when a row has nothing to train on after mapping (a required part is blank)."""
-    if fmt == "messages":
-        return _messages_of(row.get(mapping["messages"])) is None
-    required, _ = FORMAT_ROLES[fmt]
-    return any(_cell(row.get(mapping[role])) in (None, "") for role in required)
-
-
-def example_messages(row: Mapping[str, Any], fmt: str, mapping: Mapping[str, str], system_prompt: str | None = None) -> list[dict[str, str]] | str:
-    """One row as chat messages (or plain text for format 'text')."""
-    if fmt == "text":
-        return str(row.get(mapping["text"]) or "")
-    if fmt == "messages":
-        messages = _messages_of(row.get(mapping["messages"])) or []
-    elif fmt == "alpaca":
-        prompt = str(row.get(mapping["instruction"]) or "")
-        extra = row.get(mapping["input"]) if "input" in mapping else None
-        if _cell(extra):
-            prompt = f"{prompt}\n\n{extra}"
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": str(row.get(mapping["output"]) or "")}]
-    else:
-        messages = [
-            {"role": "user", "content": str(row.get(mapping["prompt"]) or "")},
-            {"role": "assistant", "content": str(row.get(mapping["completion"]) or "")},
-        ]
-    if system_prompt and not (messages and messages[0]["role"] == "system"):
-        messages = [{"role": "system", "content": system_prompt}, *messages]
-    return messages
-
-
-def split_sizes(rows: int, eval_split: float) -> tuple[int, int]:
-    """(train, eval) rows: eval is round(rows*split), at least 1 when split > 0, leaving one to train."""
-    if eval_split <= 0 or rows < 2:
-        return rows, 0
-    held = min(max(1, round(rows * eval_split)), rows - 1)
-    return rows - held, held
-
-
-def estimate_steps(train_rows: int, config: JobConfig) -> tuple[int, int]:
-    """(steps per epoch, total optimizer steps) the way HF Trainer counts them (without packing)."""
-    t = config.training
-    batches = math.ceil(train_rows / t.per_device_train_batch_size) if train_rows else 0
-    per_epoch = max(batches // t.gradient_accumulation_steps, 1) if batches else 0
-    total = t.max_steps if t.max_steps > 0 else math.ceil(per_epoch * t.num_train_epochs)
-    return per_epoch, total
+def world_size(config: JobConfig) -> int:
+    """Training processes in all (num_processes × num_nodes, 'auto' resolved for this machine): the resource plan's."""
+    return plan_resources(config).world_size
 
 
 # -- model size and memory ----------------------------------------------------------
@@ -330,60 +178,82 @@ def _dataset_path(ws: Workspace, snap: DatasetSnapshot, job_dir: Path | None) ->
     return ws.dataset_dir(snap.name) / f"v{snap.version}" / Path(snap.file).name
 
 
-def _row_list(numbers: Iterable[int]) -> str:
-    numbers = list(numbers)
-    shown = ", ".join(str(n) for n in numbers[:MAX_LISTED_ROWS])
-    return shown + (f" (and {len(numbers) - MAX_LISTED_ROWS} more)" if len(numbers) > MAX_LISTED_ROWS else "")
+class _Data(BaseModel):
+    found: ExampleSet
+    train_idx: list[int] = Field(description="Indices into found.examples of the training split.")
+    eval_idx: list[int]
+
+    @property
+    def train(self) -> list[Example]:
+        return [self.found.examples[i] for i in self.train_idx]
 
 
-def _check_data(ws: Workspace, resolved: ResolvedJob, job_dir: Path | None, report: ValidationReport) -> tuple[list[dict[str, Any]], str, dict[str, str]] | None:
+def _check_data(ws: Workspace, resolved: ResolvedJob, job_dir: Path | None, report: ValidationReport) -> _Data | None:
     config = resolved.config
     if not resolved.datasets:
-        report.error("no dataset: set one with --dataset NAME@VERSION (or dataset.ref)", field="dataset.ref")
+        report.error("no dataset: choose one for dataset.ref (name@version)", field="dataset.ref")
         return None
     snap = resolved.datasets[0]
-    from nocodetune.data.readers import read_file
-
     try:
-        path = _dataset_path(ws, snap, job_dir)
-        meta = json.loads((path.parent / "meta.json").read_text(encoding="utf-8")) if (path.parent / "meta.json").is_file() else {}
-        split = meta.get("text_split") or "paragraph"
-        table = read_file(path, fmt=snap.format, split=split, display=f"{snap.name}@{snap.version}")
+        found = read_examples(_dataset_path(ws, snap, job_dir), config.dataset)
     except NocodetuneError as exc:
-        report.error(str(exc), field=exc.field or "dataset.ref")
+        report.error(exc.message + (f" ({exc.hint})" if exc.hint else ""), field=exc.field or "dataset.ref")
         return None
-    except (OSError, ValueError) as exc:
-        report.error(f"cannot read dataset {snap.name}@{snap.version}: {exc}", field="dataset.ref")
-        return None
-    rows = table.rows[: config.dataset.max_rows] if config.dataset.max_rows else table.rows
-    try:
-        fmt, mapping = detect_format(table.columns, config.dataset.columns, config.dataset.format)
-    except DataError as exc:
-        report.error(f"{exc.message}" + (f" ({exc.hint})" if exc.hint else ""), field=exc.field)
-        return None
-    report.stats.update(dataset=f"{snap.name}@{snap.version}", rows=len(table.rows), used_rows=len(rows), format=fmt, columns=mapping)
-    empty = [i for i, row in enumerate(rows, start=1) if is_empty_example(row, fmt, mapping)]
-    if empty:
-        roles = " / ".join(mapping[r] for r in FORMAT_ROLES[fmt][0])
-        report.error(
-            f"{len(empty)} of {len(rows)} rows have an empty {roles} after mapping: rows {_row_list(empty)}",
-            field=f"dataset.columns.{FORMAT_ROLES[fmt][0][0]}",
-        )
-    skipped = set(empty)
-    usable = [row for i, row in enumerate(rows, start=1) if i not in skipped]
-    train, held = split_sizes(len(usable), config.training.eval_split)
-    per_epoch, total = estimate_steps(train, config)
-    report.stats.update(train_rows=train, eval_rows=held, steps_per_epoch=per_epoch, total_steps=total)
-    if train == 0:
-        report.error("no training rows left after removing empty rows and the eval split", field="dataset.ref")
-    elif config.training.max_steps <= 0 and train < config.training.per_device_train_batch_size * config.training.gradient_accumulation_steps:
-        report.warn(f"only {train} training rows for an effective batch of {config.training.per_device_train_batch_size * config.training.gradient_accumulation_steps}: one step per epoch", field="training.per_device_train_batch_size")
-    return usable, fmt, mapping
+    report.stats.update(dataset=f"{snap.name}@{snap.version}", rows=snap.rows, used_rows=found.total_rows, format=found.format, columns=found.columns)
+    if found.refused:
+        report.error(found.refusal_summary(), field=found.refused[0].field)
+    train_idx, eval_idx = split_examples(found.examples, config.training.eval_split, config.training.seed)
+    report.stats.update(train_rows=len(train_idx), eval_rows=len(eval_idx))
+    if not train_idx:
+        report.error("no training rows left after removing refused rows and the eval split", field="dataset.ref")
+    if config.objective == "sft" and found.format == "preference":
+        report.error("this dataset holds preference pairs (prompt, chosen, rejected): set objective to dpo or orpo to train on them", field="objective")
+    elif config.objective != "sft" and found.format != "preference":
+        report.error(f"objective {config.objective} trains on preference pairs, but the dataset was read as {found.format}", field="dataset.format")
+    if config.training.early_stopping_patience and not eval_idx:
+        report.error("early stopping watches the eval loss, and this job holds out no rows", field="training.early_stopping_patience")
+    return _Data(found=found, train_idx=train_idx, eval_idx=eval_idx)
+
+
+def _stamp(model: ResolvedModel) -> tuple[str, str | None, float]:
+    """Cache key of a located model: where it is and when it last changed."""
+    main = model.path / model.gguf_file if model.gguf_file else model.path / "config.json"
+    return str(model.path), model.gguf_file, main.stat().st_mtime if main.exists() else 0.0
+
+
+_tokenizers: dict[tuple[str, str | None, float], Any] = {}
+_dims: dict[tuple[str, str | None, float], dict[str, int]] = {}
+
+
+def load_model_tokenizer(model: ResolvedModel) -> Any:
+    """The model's tokenizer, kept for the life of the process (the API's warm validator reuses it).
+
+    Validation only reads from it, so sharing one object between validations is safe.
+    """
+    from nocodetune.model_source import load_tokenizer
+
+    key = _stamp(model)
+    if key not in _tokenizers:
+        _tokenizers[key] = load_tokenizer(model)
+    return _tokenizers[key]
+
+
+def _model_dims_cached(model: ResolvedModel) -> dict[str, int]:
+    from nocodetune.model_source import converted_dir
+
+    key = _stamp(model)
+    if key not in _dims:
+        converted = converted_dir(model)
+        if converted is not None and (converted / "config.json").is_file():
+            _dims[key] = model_dims(converted, None)  # parsing a GGUF takes seconds; its converted copy does not
+        else:
+            _dims[key] = model_dims(model.path, model.gguf_file)
+    return _dims[key]
 
 
 def _check_model(resolved: ResolvedJob, report: ValidationReport) -> Any | None:
     """Resolve the model locally and load its tokenizer (no weights); None on failure."""
-    from nocodetune.model_source import converted_dir, load_tokenizer, resolve_model
+    from nocodetune.model_source import resolve_model
 
     try:
         model = resolve_model(resolved.config.model)
@@ -391,17 +261,13 @@ def _check_model(resolved: ResolvedJob, report: ValidationReport) -> Any | None:
         report.error(str(exc), field=exc.field or "model.source")
         return None
     report.stats["model"] = model.display_name
-    converted = converted_dir(model)
-    if converted is not None and (converted / "config.json").is_file():
-        dims = model_dims(converted, None)  # parsing a GGUF takes seconds; its converted copy does not
-    else:
-        dims = model_dims(model.path, model.gguf_file)
+    dims = _model_dims_cached(model)
     if "params" in dims:
         report.stats["parameters"] = dims["params"]
         report.stats["memory"] = estimate_memory_gb(resolved.config, dims)
         _check_memory(report)
     try:
-        return load_tokenizer(model)
+        return load_model_tokenizer(model)
     except Exception as exc:  # noqa: BLE001 - any tokenizer failure is a model problem to report
         report.error(f"cannot load the tokenizer of {model.display_name}: {exc}", field="model.source")
         return None
@@ -417,45 +283,168 @@ def _check_memory(report: ValidationReport) -> None:
         report.warn(f"estimated peak memory {total} GB exceeds this machine's {ram:.1f} GB of RAM (fine on a GPU with that much memory)", field="training.per_device_train_batch_size")
 
 
-def _check_tokens(tokenizer: Any, examples: list[dict[str, Any]], fmt: str, mapping: Mapping[str, str], config: JobConfig, report: ValidationReport) -> None:
-    template = getattr(tokenizer, "chat_template", None)
-    texts: list[str] = []
-    for row in examples[:MAX_TOKENIZED_ROWS]:
-        example = example_messages(row, fmt, mapping, config.dataset.system_prompt)
-        if isinstance(example, str):
-            texts.append(example)
-        elif template:
-            texts.append(tokenizer.apply_chat_template(example, tokenize=False))
+def _sample(data: _Data) -> tuple[list[int], float]:
+    """Indices of at most MAX_TOKENIZED_EXAMPLES examples, evenly spread, and the factor to scale counts back up."""
+    n = len(data.found.examples)
+    if n <= MAX_TOKENIZED_EXAMPLES:
+        return list(range(n)), 1.0
+    stride = n / MAX_TOKENIZED_EXAMPLES
+    return [int(i * stride) for i in range(MAX_TOKENIZED_EXAMPLES)], stride
+
+
+def _preview(tokenizer: Any, tokens: Any) -> dict[str, Any]:
+    """The first example as the model sees it: the untrained part, the trained part, and segments in order."""
+    from nocodetune.data.tokens import IGNORE
+
+    segments: list[dict[str, Any]] = []
+    for token, label in zip(tokens.input_ids, tokens.labels):
+        trained = label != IGNORE
+        if segments and segments[-1]["trained"] == trained:
+            segments[-1]["ids"].append(token)
         else:
-            texts.append("\n".join(m["content"] for m in example))
-    # A chat template already holds the special tokens; plain text gets the tokenizer's own.
-    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=fmt == "text")["input_ids"]] if texts else []
-    long_rows = [i for i, n in enumerate(lengths, start=1) if n > config.training.max_length]
-    if not lengths:
-        return
-    report.stats["tokens"] = {
-        "examples": len(lengths),
-        "sampled": len(examples) > MAX_TOKENIZED_ROWS,
-        "mean": round(sum(lengths) / len(lengths), 1),
-        "max": max(lengths),
-        "over_max_length": len(long_rows),
-        "max_length": config.training.max_length,
+            segments.append({"trained": trained, "ids": [token]})
+    parts = [{"text": tokenizer.decode(seg["ids"]), "trained": seg["trained"], "tokens": len(seg["ids"])} for seg in segments]
+    return {
+        "prompt": "".join(p["text"] for p in parts if not p["trained"]),
+        "completion": "".join(p["text"] for p in parts if p["trained"]),
+        "prompt_tokens": sum(p["tokens"] for p in parts if not p["trained"]),
+        "completion_tokens": sum(p["tokens"] for p in parts if p["trained"]),
+        "segments": parts,
     }
-    if long_rows:
+
+
+def _check_tokens(tokenizer: Any, data: _Data, config: JobConfig, report: ValidationReport) -> None:
+    """Token lengths, trained tokens per example, truncation, and the exact step count."""
+    from nocodetune.data.tokens import tokenize_example, training_steps
+
+    t = config.training
+    world = world_size(config)
+    if data.found.format == "preference":
+        _check_pairs(tokenizer, data, config, report)
+        train_count = len(data.train_idx)
+    else:
+        sample, scale = _sample(data)
+        examples, rows = data.found.examples, data.found.rows
+        try:
+            tokenized = [tokenize_example(examples[i], tokenizer, t.max_length, t.completion_only_loss) for i in sample]
+        except NocodetuneError as exc:
+            report.error(exc.message, field=exc.field)
+            return
+        lengths = [out.full_length for out in tokenized]
+        trained = [out.trained_tokens for out in tokenized]
+        long_rows = [rows[i] for i, n in zip(sample, lengths) if n > t.max_length]
+        dropped_rows = [rows[i] for i, n in zip(sample, trained) if n == 0]
+        in_train = set(data.train_idx)
+        dropped_train = sum(1 for i, n in zip(sample, trained) if n == 0 and i in in_train)
+        train_count = len(data.train_idx) - round(dropped_train * scale)
+        report.stats["tokens"] = {
+            "examples": len(lengths),
+            "sampled": scale > 1,
+            "mean": round(sum(lengths) / max(len(lengths), 1), 1),
+            "max": max(lengths, default=0),
+            "trained_mean": round(sum(trained) / max(len(trained), 1), 1),
+            "trained_min": min(trained, default=0),
+            "total": round(sum(min(n, t.max_length) for n in lengths) * scale),
+            "over_max_length": len(long_rows),
+            "max_length": t.max_length,
+        }
+        if tokenized:
+            report.stats["example_preview"] = _preview(tokenizer, tokenized[0])
+        if long_rows:
+            report.warn(
+                f"{len(long_rows)} of {len(lengths)} examples are longer than training.max_length={t.max_length} tokens "
+                f"and will be cut (longest {max(lengths)}): rows {row_list(long_rows)}",
+                field="training.max_length",
+            )
+        if dropped_rows:
+            report.warn(
+                f"{len(dropped_rows)} examples will be skipped: their prompt fills training.max_length, "
+                f"leaving no answer to learn: rows {row_list(dropped_rows)}",
+                field="training.max_length",
+            )
+        if data.found.format != "text" and not getattr(tokenizer, "chat_template", None):
+            report.warn("the model's tokenizer has no chat template; turns are joined line by line", field="model.source")
+    per_epoch, total = training_steps(
+        train_count, batch_size=t.per_device_train_batch_size, grad_accum=t.gradient_accumulation_steps,
+        epochs=t.num_train_epochs, max_steps=t.max_steps, world_size=world,
+    )
+    report.stats.update(trained_examples=train_count, steps_per_epoch=per_epoch, total_steps=total, world_size=world)
+    if train_count and t.max_steps <= 0 and train_count < t.per_device_train_batch_size * t.gradient_accumulation_steps * world:
         report.warn(
-            f"{len(long_rows)} of {len(lengths)} examples are longer than training.max_length={config.training.max_length} tokens and will be truncated (longest {max(lengths)}): rows {_row_list(long_rows)}",
+            f"only {train_count} training examples for an effective batch of {t.per_device_train_batch_size * t.gradient_accumulation_steps * world}: one step per epoch",
+            field="training.per_device_train_batch_size",
+        )
+
+
+def _check_pairs(tokenizer: Any, data: _Data, config: JobConfig, report: ValidationReport) -> None:
+    from nocodetune.data.tokens import preference_lengths
+
+    sample, _ = _sample(data)
+    too_long: list[int] = []
+    lengths = []
+    for index in sample:
+        ex, row = data.found.examples[index], data.found.rows[index]
+        try:
+            n = preference_lengths(ex, tokenizer)
+        except NocodetuneError as exc:
+            report.error(exc.message, field=exc.field)
+            return
+        lengths.append(n)
+        if n.prompt >= config.training.max_length:
+            too_long.append(row)
+    if lengths:
+        report.stats["tokens"] = {
+            "examples": len(lengths),
+            "prompt_mean": round(sum(n.prompt for n in lengths) / len(lengths), 1),
+            "chosen_mean": round(sum(n.chosen for n in lengths) / len(lengths), 1),
+            "rejected_mean": round(sum(n.rejected for n in lengths) / len(lengths), 1),
+            "max": max(n.prompt + max(n.chosen, n.rejected) for n in lengths),
+            "max_length": config.training.max_length,
+        }
+    if too_long:
+        report.error(
+            f"{len(too_long)} pairs have a prompt of training.max_length={config.training.max_length} tokens or more, leaving no room "
+            f"for the answers: rows {row_list(sorted(too_long))}",
             field="training.max_length",
         )
-    if fmt != "text" and not template:
-        report.warn("the tokenizer has no chat template; prompts are joined with newlines", field="model.source")
 
 
-def _check_parent(resolved: ResolvedJob, report: ValidationReport) -> None:
-    parent_dir = resolved.lineage.parent_dir
-    if not parent_dir:
+def _check_modules(resolved: ResolvedJob, report: ValidationReport) -> None:
+    """Every name in lora.target_modules must select a module of this model (peft would fail mid-run)."""
+    from nocodetune.config.target_modules import describe_modules, translate, unmatched
+    from nocodetune.modeling.modules import linear_module_names
+
+    config = resolved.config
+    targets = config.lora.target_modules
+    if config.method not in ("lora", "qlora") or targets == "all-linear":
         return
-    outputs = Path(parent_dir) / "outputs"
-    if not any((outputs / d).is_dir() and any((outputs / d).iterdir()) for d in ("model", "adapter")):
+    try:
+        names = linear_module_names(config.model)
+    except NocodetuneError:
+        return  # the model check reports a missing model
+    except Exception as exc:  # noqa: BLE001 - an unreadable config is reported, never a crash
+        report.warn(f"could not list the model's modules to check lora.target_modules: {exc}", field="lora.target_modules")
+        return
+    missing = unmatched(targets, names)
+    if not missing:
+        return
+    suggestion = translate([t for t in missing], names) if not isinstance(targets, str) else None
+    renames = f" ({'; '.join(suggestion.notes)})" if suggestion and suggestion.notes else ""
+    report.error(
+        f"lora.target_modules names modules this model does not have: {', '.join(repr(m) for m in missing)}{renames}; "
+        f"its linear modules are: {describe_modules(names)}",
+        field="lora.target_modules",
+    )
+
+
+def _check_parent(ws: Workspace, resolved: ResolvedJob, job_dir: Path | None, report: ValidationReport) -> None:
+    from nocodetune.modeling.lineage import trained_output
+    from nocodetune.records.job import parent_paths
+
+    if not resolved.lineage.parent:
+        return
+    parent = parent_paths(resolved, job_dir if job_dir is not None else ws.job(resolved.name).root)
+    if parent is None or trained_output(parent) is None:
         report.warn(f"parent job {resolved.lineage.parent!r} has no trained model yet; run it before this job", field="parent")
 
 
@@ -481,9 +470,10 @@ def preflight(ws: Workspace, resolved: ResolvedJob, job_dir: Path | None = None)
     data = _check_data(ws, resolved, job_dir, report)
     tokenizer = _check_model(resolved, report)
     if data is not None and tokenizer is not None:
-        examples, fmt, mapping = data
-        _check_tokens(tokenizer, examples, fmt, mapping, config, report)
-    _check_parent(resolved, report)
+        _check_tokens(tokenizer, data, config, report)
+    if tokenizer is not None:
+        _check_modules(resolved, report)
+    _check_parent(ws, resolved, job_dir, report)
     check_resources(resolved, report, workspace=ws.root, job_dir=job_dir)  # after the data and memory stats it reads
     report.stats["method"] = config.method
     return report

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import secrets
 import shlex
@@ -189,12 +188,13 @@ def _check_strategy(plan: ResourcePlan, config: JobConfig, report: "ValidationRe
 
 
 def _check_split(plan: ResourcePlan, config: JobConfig, report: "ValidationReport") -> None:
-    """Batches across ranks: every rank needs data, and an uneven split repeats examples."""
+    """Batches across ranks: every rank needs data, and an uneven split repeats examples.
+
+    (The step count per rank is validate's own, `data.tokens.training_steps` with the plan's world size.)
+    """
     train_rows = report.stats.get("train_rows")
     if plan.world_size <= 1 or not isinstance(train_rows, int) or train_rows == 0:
         return
-    from nocodetune.config.validate import estimate_steps
-
     world, batch = plan.world_size, config.training.per_device_train_batch_size
     if train_rows < world:
         report.error(
@@ -210,8 +210,6 @@ def _check_split(plan: ResourcePlan, config: JobConfig, report: "ValidationRepor
             f"the last step of each epoch repeats {repeated} example(s) so that every process gets a full batch",
             field="training.per_device_train_batch_size",
         )
-    per_epoch, total = estimate_steps(math.ceil(train_rows / world), config)  # each rank sees its share of the rows
-    report.stats.update(steps_per_epoch=per_epoch, total_steps=total)
 
 
 def _sharded_model_bytes(plan: ResourcePlan, config: JobConfig, params: int) -> float | None:

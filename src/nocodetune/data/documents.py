@@ -10,23 +10,30 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from nocodetune.data.decode import decode_text
+from nocodetune.data.decode import DecodedText, decode_text
 from nocodetune.data.formats import TextSplit
-from nocodetune.data.table import Table
+from nocodetune.data.table import Table, library_errors, with_encoding
 from nocodetune.errors import DataError
 
 _BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
 _FENCE_RE = re.compile(r"^\s*(```|~~~)")
 _HEADING_RE = re.compile(r"^#{1,6} [^\n]*$")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _HTML_BLOCKS = ["p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "td", "th", "dt", "dd", "figcaption", "caption"]
 
 
-def _text_table(chunks: list[str], fmt: str, split: TextSplit, encoding: str | None = None) -> Table:
+def _text_table(chunks: list[str], fmt: str, split: TextSplit, decoded: DecodedText | None = None) -> Table:
     texts = [c.strip() for c in chunks]
     texts = [t for t in texts if t]
     if split == "document" and texts:
         texts = ["\n\n".join(texts)]
-    return Table(rows=[{"text": t} for t in texts], columns=["text"], format=fmt, encoding=encoding, text_split=split)
+    bad = sum(len(_SURROGATE_RE.findall(t)) for t in texts)
+    if bad:  # text extracted from a PDF can hold broken characters; one glyph does not spoil a document
+        texts = [_SURROGATE_RE.sub("\ufffd", t) for t in texts]
+    table = Table(rows=[{"text": t} for t in texts], columns=["text"], format=fmt, text_split=split)
+    if bad:
+        table.notes.append(f"{bad} character{'s' if bad != 1 else ''} of the extracted text {'were' if bad != 1 else 'was'} not valid Unicode and became '\ufffd'")
+    return with_encoding(table, decoded) if decoded is not None else table
 
 
 def paragraphs(text: str) -> list[str]:
@@ -68,44 +75,59 @@ def _attach_headings(blocks: list[str]) -> list[str]:
     return out
 
 
-def read_plain_text(path: Path, fmt: str, display: str, split: TextSplit) -> Table:
-    decoded = decode_text(path.read_bytes(), display)
+def read_plain_text(path: Path, fmt: str, display: str, split: TextSplit, encoding: str | None = None) -> Table:
+    decoded = decode_text(path.read_bytes(), display, encoding)
     if split == "document":
-        return _text_table([decoded.text], fmt, split, decoded.encoding)
+        return _text_table([decoded.text], fmt, split, decoded)
     chunks = markdown_blocks(decoded.text) if fmt == "md" else paragraphs(decoded.text)
-    return _text_table(chunks, fmt, split, decoded.encoding)
+    return _text_table(chunks, fmt, split, decoded)
 
 
-def read_html(path: Path, display: str, split: TextSplit) -> Table:
+def read_html(path: Path, display: str, split: TextSplit, encoding: str | None = None) -> Table:
     from bs4 import BeautifulSoup
 
-    decoded = decode_text(path.read_bytes(), display)
-    soup = BeautifulSoup(decoded.text, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "head"]):
-        tag.decompose()
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    # innermost block elements, so that a <li> holding a <p> is not read twice
-    blocks = [b for b in soup.find_all(_HTML_BLOCKS) if not b.find(_HTML_BLOCKS)]
-    if blocks:
-        chunks = [" ".join(b.get_text().split()) if b.name != "pre" else b.get_text() for b in blocks]
-    else:  # no block markup: the page's text lines
-        lines = [" ".join(line.split()) for line in soup.get_text("\n").split("\n")]
-        chunks = ["\n".join(line for line in lines if line)]
-    return _text_table(chunks, "html", split, decoded.encoding)
+    decoded = decode_text(path.read_bytes(), display, encoding)
+    with library_errors(display, "HTML page"):
+        soup = BeautifulSoup(decoded.text, "html.parser")
+        for tag in soup(["script", "style", "noscript", "template", "head"]):
+            tag.decompose()
+        for br in soup.find_all("br"):
+            br.replace_with("\n")
+        blocks = _innermost_blocks(soup)
+        if blocks:
+            chunks = [" ".join(b.get_text().split()) if b.name != "pre" else b.get_text() for b in blocks]
+        else:  # no block markup: the page's text lines
+            lines = [" ".join(line.split()) for line in soup.get_text("\n").split("\n")]
+            chunks = ["\n".join(line for line in lines if line)]
+    return _text_table(chunks, "html", split, decoded)
+
+
+def _innermost_blocks(soup: object) -> list[object]:
+    """Block elements holding no other block, so that a <li> holding a <p> is not read twice.
+
+    One pass: each block marks its nearest block ancestor as not innermost. (Asking every
+    block whether it holds another is quadratic: 8,000 unclosed <p> took 9 s.)
+    """
+    names = set(_HTML_BLOCKS)
+    blocks = soup.find_all(_HTML_BLOCKS)  # type: ignore[attr-defined]
+    holders: set[int] = set()
+    for block in blocks:
+        parent = block.parent
+        while parent is not None and parent.name not in names:
+            parent = parent.parent
+        if parent is not None:
+            holders.add(id(parent))
+    return [b for b in blocks if id(b) not in holders]
 
 
 def read_pdf(path: Path, display: str, split: TextSplit) -> Table:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
-    try:
+    with library_errors(display, "PDF"):
         reader = PdfReader(path)
         if reader.is_encrypted:
             raise DataError(f"{display} is an encrypted PDF", file=display, hint="save an unprotected copy of the PDF")
         pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, ValueError, KeyError, OSError) as exc:
-        raise DataError(f"{display} is not a readable PDF: {exc}", file=display) from None
     table = _text_table(pages, "pdf", split)
     if not table.rows:
         raise DataError(
@@ -117,17 +139,12 @@ def read_pdf(path: Path, display: str, split: TextSplit) -> Table:
 
 
 def read_docx(path: Path, display: str, split: TextSplit) -> Table:
-    import zipfile
-
     import docx
-    from docx.opc.exceptions import PackageNotFoundError
 
-    try:
+    with library_errors(display, ".docx document", "save it from Word as .docx"):
         document = docx.Document(str(path))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise DataError(f"{display} is not a readable .docx document: {exc}", file=display, hint="save it from Word as .docx") from None
-    chunks = [p.text for p in document.paragraphs]
-    for table in document.tables:  # table text after the body text
-        for row in table.rows:
-            chunks.append(" | ".join(cell.text.strip() for cell in row.cells))
+        chunks = [p.text for p in document.paragraphs]
+        for table in document.tables:  # table text after the body text
+            for row in table.rows:
+                chunks.append(" | ".join(cell.text.strip() for cell in row.cells))
     return _text_table(chunks, "docx", split)

@@ -37,6 +37,8 @@ EXTENSIONS: dict[str, FileFormat] = {
 }
 # formats whose rows are pieces of running text in a single `text` column
 DOCUMENT_FORMATS: frozenset[str] = frozenset({"txt", "md", "html", "pdf", "docx"})
+# formats stored as text, whose encoding is detected (or given by the user)
+TEXT_FORMATS: frozenset[str] = frozenset({"csv", "tsv", "json", "jsonl", "txt", "md", "html"})
 _HINTS = {
     "xls": "save the sheet as .xlsx (Excel 2007 or later)",
     "doc": "save the document as .docx",

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from nocodetune.data.report import FormatReport
 from nocodetune.records.dataset import DatasetVersionMeta
 
 
@@ -24,6 +25,9 @@ class DatasetInfo(BaseModel):
 class AddResult(BaseModel):
     meta: DatasetVersionMeta
     created: bool = Field(description="False when the same bytes were already stored as this version.")
+    report: list[FormatReport] = Field(
+        default_factory=list, description="Each training format the columns fit: rows usable, rows refused and why. Empty when no format fits."
+    )
 
 
 class PreviewPage(BaseModel):

@@ -9,14 +9,14 @@ offset; `display` is the name users know the file by (not a temp path).
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from nocodetune.data import documents, tabular
-from nocodetune.data.formats import DOCUMENT_FORMATS, FileFormat, TextSplit, detect_format
+from nocodetune.data.formats import DOCUMENT_FORMATS, TEXT_FORMATS, FileFormat, TextSplit, detect_format
 from nocodetune.data.table import Row, Table
 from nocodetune.errors import DataError, NotFoundError
+from nocodetune.records.dataset import read_meta
 
 __all__ = ["Table", "count_rows", "detect_format", "iter_rows", "preview", "read_file", "read_snapshot"]
 
@@ -32,21 +32,23 @@ def _checked(path: Path | str, fmt: str | None, display: str | None) -> tuple[Pa
     return path, resolved, display
 
 
-def _read_any(path: Path, fmt: FileFormat, display: str, split: TextSplit, keep_rows: bool = True) -> Table:
+def _read_any(path: Path, fmt: FileFormat, display: str, split: TextSplit, keep_rows: bool = True, encoding: str | None = None) -> Table:
+    if encoding and fmt not in TEXT_FORMATS:
+        raise DataError(f"an encoding applies to text files only; {display} is a {fmt} file", field="encoding", file=display, hint="leave the encoding out")
     if fmt in ("csv", "tsv"):
-        return tabular.read_delimited(path, fmt, display, keep_rows)
+        return tabular.read_delimited(path, fmt, display, keep_rows, encoding)
     if fmt == "json":
-        return tabular.read_json(path, display)
+        return tabular.read_json(path, display, encoding)
     if fmt == "jsonl":
-        return tabular.read_jsonl(path, display, keep_rows)
+        return tabular.read_jsonl(path, display, keep_rows, encoding)
     if fmt == "parquet":
         return tabular.read_parquet(path, display, keep_rows)
     if fmt == "excel":
         return tabular.read_excel(path, display, keep_rows)
     if fmt in ("txt", "md"):
-        return documents.read_plain_text(path, fmt, display, split)
+        return documents.read_plain_text(path, fmt, display, split, encoding)
     if fmt == "html":
-        return documents.read_html(path, display, split)
+        return documents.read_html(path, display, split, encoding)
     if fmt == "pdf":
         return documents.read_pdf(path, display, split)
     if fmt == "docx":
@@ -55,15 +57,23 @@ def _read_any(path: Path, fmt: FileFormat, display: str, split: TextSplit, keep_
 
 
 def read_file(
-    path: Path | str, *, fmt: str | None = None, split: TextSplit = "paragraph", display: str | None = None, keep_rows: bool = True
+    path: Path | str,
+    *,
+    fmt: str | None = None,
+    split: TextSplit = "paragraph",
+    display: str | None = None,
+    keep_rows: bool = True,
+    encoding: str | None = None,
 ) -> Table:
     """Read and check the whole file; a file without data rows is an error.
 
     `keep_rows=False` checks every row but may only count them (`Table.num_rows`), which is
-    how the store validates a large upload without holding it in memory.
+    how the store validates a large upload without holding it in memory. `encoding` (text
+    formats) is the user's or the one a version's meta recorded; without it the whole file
+    is looked at to find it.
     """
     path, resolved, display = _checked(path, fmt, display)
-    table = _read_any(path, resolved, display, split, keep_rows)
+    table = _read_any(path, resolved, display, split, keep_rows, encoding)
     if not table.num_rows:
         what = "text" if resolved in DOCUMENT_FORMATS else "data rows"
         raise DataError(f"{display} has no {what}", file=display, hint="a dataset needs at least one row besides the header")
@@ -88,7 +98,7 @@ def iter_rows(
         return tabular.iter_parquet(path, display)
     if resolved == "excel":
         return tabular.iter_excel(path, display)
-    return iter(_read_any(path, resolved, display, split).rows)
+    return iter(_read_any(path, resolved, display, split, encoding=encoding).rows)
 
 
 def preview(
@@ -124,8 +134,8 @@ def read_snapshot(data_file: Path | str) -> Table:
     """Read a job's dataset snapshot (`files/<name>@<v>/<file>`), honouring the meta.json beside it."""
     data_file = Path(data_file)
     meta_path = data_file.parent / "meta.json"
-    fmt, split = None, "paragraph"
+    fmt, split, encoding = None, "paragraph", None
     if meta_path.is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        fmt, split = meta.get("format"), meta.get("text_split") or "paragraph"
-    return read_file(data_file, fmt=fmt, split=split, display=f"{data_file.parent.name}/{data_file.name}")
+        meta = read_meta(data_file.parent)
+        fmt, split, encoding = meta.format, meta.text_split or "paragraph", meta.encoding
+    return read_file(data_file, fmt=fmt, split=split, display=f"{data_file.parent.name}/{data_file.name}", encoding=encoding)

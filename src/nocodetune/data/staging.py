@@ -8,19 +8,24 @@ file leaves nothing behind. The user's file name gives only the extension and th
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import BinaryIO
 
 from nocodetune.data.formats import detect_format, extension_of
-from nocodetune.errors import DataError, UnsafeNameError
+from nocodetune.errors import DataError, NocodetuneError, UnsafeNameError
 from nocodetune.workspace import Workspace
 
 CHUNK_BYTES = 1 << 20
 _UNSAFE_CHARS_RE = re.compile(r"[^A-Za-z0-9._-]+")
+_CONTROL_OR_BIDI_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _RESERVED_STEMS = {"meta", "con", "prn", "aux", "nul"}  # meta.json sits beside the data file
 
 
@@ -29,6 +34,30 @@ class TooLargeError(DataError):
 
     status_code = 413
 
+
+class StorageFullError(NocodetuneError):
+    """The workspace's disk (or the user's quota) filled up while a dataset was being stored."""
+
+    status_code = 507
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@contextmanager
+def disk_errors(what: str, file: str | None = None) -> Iterator[None]:
+    """A full disk while writing becomes a StorageFullError saying what was being written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _FULL_ERRNOS:
+            raise
+        reason = os.strerror(exc.errno).lower() if exc.errno else "no space left on device"
+        raise StorageFullError(
+            f"{reason} while {what}; nothing was stored",
+            file=file,
+            hint="free some space on the disk that holds the workspace (or raise the quota) and add the file again",
+        ) from None
 
 def check_original_filename(filename: str) -> str:
     """Refuse a file name that is a path: it is metadata, and must not look like somewhere to write."""
@@ -39,6 +68,12 @@ def check_original_filename(filename: str) -> str:
             f"invalid file name {filename!r}: give a plain file name such as reviews.csv, not a path",
             field="filename",
             file=filename if filename and "\x00" not in filename else None,
+        )
+    if _CONTROL_OR_BIDI_RE.search(filename):  # a line break or a right-to-left override would disguise the name where it is shown
+        raise UnsafeNameError(
+            f"invalid file name {filename!r}: it contains control or text-direction characters",
+            field="filename",
+            hint="rename the file to plain letters, digits, spaces, '.', '-' and '_'",
         )
     return filename
 
@@ -81,12 +116,18 @@ class StagedFile:
         self.original_filename = check_original_filename(original_filename)
         self.format = detect_format(original_filename)  # an unsupported type fails before a byte is written
         self.max_bytes = max_bytes
-        self.dir = ws.new_tmp_dir("dataset-")
-        self.path = self.dir / safe_file_name(original_filename)
         self.size = 0
         self._hash = hashlib.sha256()
-        self._fh: BinaryIO | None = open(self.path, "wb")
+        self._fh: BinaryIO | None = None
         self.committed = False  # set once `dir` has been renamed into files/
+        with disk_errors(f"receiving {original_filename}", original_filename):
+            self.dir = ws.new_tmp_dir("dataset-")
+            self.path = self.dir / safe_file_name(original_filename)
+            try:
+                self._fh = open(self.path, "wb")
+            except BaseException:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                raise
 
     def write(self, chunk: bytes) -> None:
         if self._fh is None:
@@ -101,23 +142,40 @@ class StagedFile:
                 hint="raise NOCODETUNE_MAX_UPLOAD_MB, or add the file with `nocodetune data add` on the server",
             )
         self._hash.update(chunk)
-        self._fh.write(chunk)
+        try:
+            with disk_errors(f"receiving {self.original_filename} ({self.size} bytes so far)", self.original_filename):
+                self._fh.write(chunk)
+        except StorageFullError:
+            self.discard()
+            raise
 
     def copy_from(self, source: BinaryIO) -> None:
         while chunk := source.read(CHUNK_BYTES):
             self.write(chunk)
 
     def finish(self) -> str:
-        """Close the file; return its sha256."""
+        """Flush the file to disk and close it; return its sha256."""
         if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            try:
+                with disk_errors(f"storing {self.original_filename} ({self.size} bytes)", self.original_filename):
+                    try:
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    finally:
+                        fh.close()
+            except StorageFullError:
+                self.discard()
+                raise
         return self._hash.hexdigest()
 
     def discard(self) -> None:
         if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            try:
+                fh.close()
+            except OSError:
+                pass  # a full disk cannot flush what is being thrown away anyway
         if not self.committed:
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -20,10 +20,13 @@ from typing import BinaryIO
 
 from nocodetune.data.formats import DOCUMENT_FORMATS, TextSplit
 from nocodetune.data.models import AddResult, DatasetInfo, PreviewPage
-from nocodetune.records.dataset import META_FILE, DatasetVersionMeta, is_version_dir, list_versions, write_meta
+from nocodetune.records.dataset import DATASET_FORMAT_VERSION, META_FILE, DatasetVersionMeta, is_version_dir, list_versions, write_meta
+from nocodetune.records.io import write_text_atomic
 from nocodetune.data.readers import preview as read_preview
 from nocodetune.data.readers import read_file
-from nocodetune.data.staging import StagedFile, remove_stale_staging
+from nocodetune.data.report import FormatReport, report_file, report_rows
+from nocodetune.data.decode import check_encoding
+from nocodetune.data.staging import StagedFile, disk_errors, remove_stale_staging
 from nocodetune.data.table import Table
 from nocodetune.errors import ConflictError, DataError, NotFoundError, UnsafeNameError
 from nocodetune.workspace import Workspace, check_name
@@ -31,6 +34,7 @@ from nocodetune.workspace import Workspace, check_name
 _LAST_VERSION_FILE = ".last_version"  # keeps numbers of deleted versions from being reused
 LOCK_TIMEOUT_S = 120.0
 MAX_PREVIEW_ROWS = 1000
+KEEP_ROWS_BYTES = 16 << 20  # files up to this size are read once for checking and reporting; larger ones are streamed twice
 
 
 def clean_tags(tags: Iterable[str]) -> list[str]:
@@ -73,9 +77,15 @@ class DatasetStore:
         original_filename: str | None = None,
         tags: Iterable[str] = (),
         split: TextSplit = "paragraph",
+        encoding: str | None = None,
     ) -> AddResult:
-        """Add a file (a path or a binary stream) as the next version of dataset `name`."""
+        """Add a file (a path or a binary stream) as the next version of dataset `name`.
+
+        `encoding` (text formats) overrides detection; it is checked before a byte is copied.
+        """
         check_name(name, "dataset name")
+        if encoding:
+            check_encoding(encoding)
         if isinstance(source, (str, Path)):
             path = Path(source)
             if not path.is_file():
@@ -83,42 +93,71 @@ class DatasetStore:
             staged = self.stage(original_filename or path.name)
             with staged, open(path, "rb") as fh:
                 staged.copy_from(fh)
-                return self.add_staged(staged, name, tags, split)
+                return self.add_staged(staged, name, tags, split, encoding)
         if not original_filename:
             raise DataError("original_filename is needed to add a stream (its extension gives the format)", field="original_filename")
         with self.stage(original_filename) as staged:
             staged.copy_from(source)
-            return self.add_staged(staged, name, tags, split)
+            return self.add_staged(staged, name, tags, split, encoding)
 
-    def add_staged(self, staged: StagedFile, name: str, tags: Iterable[str] = (), split: TextSplit = "paragraph") -> AddResult:
-        """Validate a staged file and rename it into place as a new version (or find it already stored)."""
+    def add_staged(
+        self, staged: StagedFile, name: str, tags: Iterable[str] = (), split: TextSplit = "paragraph", encoding: str | None = None
+    ) -> AddResult:
+        """Validate a staged file and rename it into place as a new version (or find it already stored).
+
+        Everything that can fail (reading, the meta, a full disk) happens in the staging
+        folder; the one step that publishes the version is a rename, so a failure at any
+        point leaves no version, or a complete one.
+        """
         try:
             check_name(name, "dataset name")
             tags = clean_tags(tags)
+            if encoding:
+                encoding = check_encoding(encoding)
             sha256 = staged.finish()
             same = self._find_sha(name, sha256)
             if same is not None:
-                return AddResult(meta=same, created=False)
-            table = read_file(staged.path, fmt=staged.format, split=split, display=staged.original_filename, keep_rows=False)
+                return AddResult(meta=same, created=False, report=self._report(staged, same))
+            keep = staged.size <= KEEP_ROWS_BYTES  # small files: the rows read once serve the report too
+            table = read_file(staged.path, fmt=staged.format, split=split, display=staged.original_filename, keep_rows=keep, encoding=encoding)
             with self._lock(name):
                 same = self._find_sha(name, sha256)  # an identical add may have won the race
                 if same is not None:
-                    return AddResult(meta=same, created=False)
+                    return AddResult(meta=same, created=False, report=self._report(staged, same))
                 meta = self._meta_for(staged, name, self._next_version(name), sha256, table, tags)
-                write_meta(staged.dir, meta)
-                os.chmod(staged.dir, 0o755)  # mkdtemp made it private
-                dataset_dir = self.ws.dataset_dir(name)
-                dataset_dir.mkdir(parents=True, exist_ok=True)
-                os.rename(staged.dir, dataset_dir / f"v{meta.version}")
-                staged.committed = True
-                (dataset_dir / _LAST_VERSION_FILE).write_text(f"{meta.version}\n", encoding="utf-8")
-                return AddResult(meta=meta, created=True)
+                report = report_rows(table.rows, meta.columns) if keep else self._report(staged, meta)
+                self._publish(staged, meta)
+                return AddResult(meta=meta, created=True, report=report)
         finally:
             staged.discard()
 
     @staticmethod
+    def _report(staged: StagedFile, meta: DatasetVersionMeta) -> list[FormatReport]:
+        """Per training format: rows usable and rows refused (read from the staged bytes, which equal the version's)."""
+        return report_file(staged.path, meta.format, meta.columns, meta.text_split or "paragraph", staged.original_filename, meta.encoding)
+
+    def _publish(self, staged: StagedFile, meta: DatasetVersionMeta) -> None:
+        """Write the meta beside the staged file, then rename the folder into place as `v<N>`."""
+        dataset_dir = self.ws.dataset_dir(meta.name)
+        created_dir = not dataset_dir.exists()
+        try:
+            with disk_errors(f"storing {staged.original_filename} as {meta.ref}", staged.original_filename):
+                write_meta(staged.dir, meta)
+                os.chmod(staged.dir, 0o755)  # mkdtemp made it private
+                dataset_dir.mkdir(parents=True, exist_ok=True)
+                # the number is taken before the version appears: a crash in between leaves a gap, never a reuse
+                write_text_atomic(dataset_dir / _LAST_VERSION_FILE, f"{meta.version}\n")
+                os.rename(staged.dir, dataset_dir / f"v{meta.version}")
+                staged.committed = True
+        except BaseException:
+            if created_dir and not staged.committed:
+                shutil.rmtree(dataset_dir, ignore_errors=True)  # only the marker can be in a folder this add created
+            raise
+
+    @staticmethod
     def _meta_for(staged: StagedFile, name: str, version: int, sha256: str, table: Table, tags: list[str]) -> DatasetVersionMeta:
         return DatasetVersionMeta(
+            format_version=DATASET_FORMAT_VERSION,
             name=name,
             version=version,
             sha256=sha256,
@@ -129,6 +168,8 @@ class DatasetStore:
             columns=table.columns,
             format=table.format,
             encoding=table.encoding,
+            encoding_source=table.encoding_source,  # type: ignore[arg-type]
+            encoding_alternatives=table.encoding_alternatives,
             text_split=table.text_split if table.format in DOCUMENT_FORMATS else None,
             created_at=datetime.now(timezone.utc),
             tags=tags,
@@ -140,10 +181,15 @@ class DatasetStore:
         from filelock import FileLock, Timeout
 
         locks = self.ws.tmp / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
         try:
-            with FileLock(str(locks / f"dataset-{name}.lock"), timeout=LOCK_TIMEOUT_S):
+            with disk_errors(f"locking dataset {name!r}"):
+                locks.mkdir(parents=True, exist_ok=True)
+                lock = FileLock(str(locks / f"dataset-{name}.lock"), timeout=LOCK_TIMEOUT_S)
+                lock.acquire()
+            try:
                 yield
+            finally:
+                lock.release()
         except Timeout:
             raise ConflictError(f"dataset {name!r} is busy (another add or delete is running)", hint="try again in a moment") from None
 
@@ -213,7 +259,7 @@ class DatasetStore:
 
     def read(self, name: str, version: int) -> Table:
         meta = self.version(name, version)
-        return read_file(self.path(name, version), fmt=meta.format, split=meta.text_split or "paragraph", display=meta.ref)
+        return read_file(self.path(name, version), fmt=meta.format, split=meta.text_split or "paragraph", display=meta.ref, encoding=meta.encoding)
 
     def preview(self, name: str, version: int, offset: int = 0, limit: int = 20) -> PreviewPage:
         if offset < 0:

@@ -8,16 +8,32 @@ loading the file. pyarrow and openpyxl are imported only when such a file is rea
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import math
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from nocodetune.data.decode import SAMPLE_BYTES, decode_text, sniff_encoding
-from nocodetune.data.table import Row, RowCollector, Table, jsonable, records_table, unique_headers
+from nocodetune.data.decode import decode_text, file_encoding
+from nocodetune.data.table import (
+    MAX_DEPTH,
+    DuplicateKeys,
+    InvalidNumber,
+    Row,
+    RowCollector,
+    Table,
+    clean_row,
+    library_errors,
+    records_table,
+    unique_headers,
+    with_encoding,
+)
 from nocodetune.errors import DataError
 
 _DELIMITERS = ",;\t|"
+_SNIFF_RECORDS = 50
 _RECORD_KEYS = ("data", "rows", "records", "examples", "items", "train")
 
 
@@ -29,18 +45,25 @@ def _allow_big_fields() -> None:
 
 
 def sniff_delimiter(sample: str) -> str:
-    """The delimiter of a CSV from its first lines: csv.Sniffer, checked against the header."""
-    sample = sample[: sample.rfind("\n") + 1] or sample  # whole lines only
-    first_line = sample.split("\n", 1)[0]
-    try:
-        delimiter = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
-        if delimiter in first_line:
-            return delimiter
-    except csv.Error:
-        pass
-    counts = {d: first_line.count(d) for d in _DELIMITERS}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
+    """The delimiter of a CSV from its first records: the candidate that splits them into the
+    same number (≥ 2) of fields most consistently; ',' for a one-column file.
+
+    The csv module parses the sample once per candidate, in linear time. (csv.Sniffer's
+    regular expressions backtrack: a 60 KB line of quotes and commas took a minute.)
+    """
+    best, best_score = ",", (0.0, 0)
+    for delimiter in _DELIMITERS:
+        try:
+            records = list(itertools.islice(csv.reader(text_lines(sample), delimiter=delimiter), _SNIFF_RECORDS))
+        except csv.Error:
+            continue
+        counts = [len(r) for r in records if any(f.strip() for f in r)]
+        if not counts or counts[0] < 2:
+            continue
+        score = (sum(1 for c in counts if c == counts[0]) / len(counts), counts[0])
+        if score[0] > best_score[0]:  # ties go to the earlier candidate: ',' before ';' before tab before '|'
+            best, best_score = delimiter, score
+    return best
 
 
 def text_lines(text: str) -> Iterator[str]:
@@ -72,7 +95,7 @@ def _delimited_rows(stream: Iterable[str], delimiter: str, display: str, notes: 
         if not any(f.strip() for f in fields):
             continue
         if header is None:
-            header, fixes = unique_headers(fields)
+            header, fixes = unique_headers(fields, display, start)
             if notes is not None:
                 notes.extend(fixes)
             continue
@@ -87,25 +110,24 @@ def _delimited_rows(stream: Iterable[str], delimiter: str, display: str, notes: 
         yield header, dict(zip(header, fields))
 
 
-def read_delimited(path: Path, fmt: str, display: str, keep_rows: bool = True) -> Table:
-    decoded = decode_text(path.read_bytes(), display)
+def read_delimited(path: Path, fmt: str, display: str, keep_rows: bool = True, encoding: str | None = None) -> Table:
+    decoded = decode_text(path.read_bytes(), display, encoding)
     delimiter = "\t" if fmt == "tsv" else sniff_delimiter(decoded.text[:65536])
     notes: list[str] = []
     collector = RowCollector(keep_rows)
     columns: list[str] = []
     for columns, row in _delimited_rows(text_lines(decoded.text), delimiter, display, notes):
         collector.add(row)
-    table = collector.table(fmt, columns, encoding=decoded.encoding, notes=notes)
+    table = with_encoding(collector.table(fmt, columns, notes=notes), decoded)
     if delimiter not in (",", "\t"):
         table.notes.append(f"delimiter detected: {delimiter!r}")
     return table
 
 
 def _open_text(path: Path, display: str, encoding: str | None) -> TextIO:
-    """The file as text, in `encoding` (known from the store's meta) or the one its first bytes show."""
+    """The file as text, in `encoding` (known from the store's meta) or the one the whole file shows."""
     if encoding is None:
-        with open(path, "rb") as fh:
-            encoding = sniff_encoding(fh.read(SAMPLE_BYTES), display)
+        encoding = file_encoding(path, display)
     return open(path, encoding=encoding, newline="")
 
 
@@ -126,10 +148,75 @@ def iter_delimited(path: Path, fmt: str, display: str, encoding: str | None = No
             raise _decode_guard(display, exc) from None
 
 
+# -- JSON values ---------------------------------------------------------------------
+_MAX_INT_DIGITS = 4300  # Python's limit for reading an integer from text
+
+
+def _parse_float(token: str) -> float | InvalidNumber:
+    value = float(token)
+    return InvalidNumber(f"{token}, a number too large to represent") if math.isinf(value) else value
+
+
+def _parse_int(token: str) -> int | InvalidNumber:
+    digits = len(token.lstrip("-"))
+    if digits > _MAX_INT_DIGITS:
+        return InvalidNumber(f"a {digits}-digit number; numbers longer than {_MAX_INT_DIGITS} digits cannot be read")
+    return int(token)
+
+
+def _parse_constant(token: str) -> InvalidNumber:
+    return InvalidNumber(f"{token}, which is not valid JSON (write null for a missing value, or a number)")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        return DuplicateKeys(pairs, duplicate)
+    return obj
+
+
+def json_loads(text: str) -> Any:
+    """json.loads that marks what the json module would accept silently: NaN/Infinity, numbers out of range, duplicate keys.
+
+    The marks are refused by `table.jsonable` with the row and column they sit in.
+    """
+    return json.loads(text, parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int, object_pairs_hook=_object)
+
+
+_JSON_TOKEN_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def nesting_line(text: str, limit: int = MAX_DEPTH) -> int | None:
+    """The line where JSON text first nests deeper than `limit` (strings skipped)."""
+    depth = 0
+    for match in _JSON_TOKEN_RE.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return text.count("\n", 0, match.start()) + 1
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
+def _too_deep(display: str, text: str, line_offset: int = 0) -> DataError:
+    line = nesting_line(text)
+    where = f" at line {line + line_offset}" if line is not None else ""
+    return DataError(
+        f"{display}: JSON nested more than {MAX_DEPTH} levels deep{where}",
+        file=display,
+        row=line + line_offset if line is not None else None,
+        hint="a dataset row holds text, numbers and a few levels of lists/objects (chat messages); this file looks machine-generated or corrupt",
+    )
+
+
 # -- JSON Lines ----------------------------------------------------------------------
 def _jsonl_record(line: str, number: int, display: str) -> Any:
     try:
-        return json.loads(line)
+        return json_loads(line)
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{display}: line {number} is not valid JSON: {exc.msg} (column {exc.colno})",
@@ -137,6 +224,8 @@ def _jsonl_record(line: str, number: int, display: str) -> Any:
             row=number,
             hint="each line of a .jsonl file must be one complete JSON object",
         ) from None
+    except RecursionError:
+        raise _too_deep(display, line, number - 1) from None
 
 
 def _jsonl_lines(lines: Iterable[str], display: str) -> Iterator[tuple[int, Any]]:
@@ -145,23 +234,23 @@ def _jsonl_lines(lines: Iterable[str], display: str) -> Iterator[tuple[int, Any]
             yield number, _jsonl_record(line, number, display)
 
 
-def _jsonl_object(record: Any, number: int, display: str) -> dict[str, Any]:
+def _jsonl_row(record: Any, number: int, display: str) -> Row:
     if not isinstance(record, dict):
+        kind = record.what.split(",")[0] if isinstance(record, InvalidNumber) else type(record).__name__
         raise DataError(
-            f"{display}: line {number} is a JSON {type(record).__name__}, expected an object of column: value",
+            f"{display}: line {number} is a JSON {kind}, expected an object of column: value",
             file=display,
             row=number,
         )
-    return record
+    return clean_row(record, display, number, "line")
 
 
-def read_jsonl(path: Path, display: str, keep_rows: bool = True) -> Table:
-    decoded = decode_text(path.read_bytes(), display)
+def read_jsonl(path: Path, display: str, keep_rows: bool = True, encoding: str | None = None) -> Table:
+    decoded = decode_text(path.read_bytes(), display, encoding)
     collector = RowCollector(keep_rows)
     for number, record in _jsonl_lines(text_lines(decoded.text), display):
-        obj = _jsonl_object(record, number, display)
-        collector.add({str(k): jsonable(v) for k, v in obj.items()} if keep_rows else obj, new_columns=True)
-    return collector.table("jsonl", encoding=decoded.encoding)
+        collector.add(_jsonl_row(record, number, display), new_columns=True)
+    return with_encoding(collector.table("jsonl"), decoded)
 
 
 def iter_jsonl(path: Path, display: str, encoding: str | None = None) -> Iterator[Row]:
@@ -169,12 +258,17 @@ def iter_jsonl(path: Path, display: str, encoding: str | None = None) -> Iterato
     with stream:
         try:
             for number, record in _jsonl_lines(stream, display):
-                yield {str(k): jsonable(v) for k, v in _jsonl_object(record, number, display).items()}
+                yield _jsonl_row(record, number, display)
         except UnicodeDecodeError as exc:
             raise _decode_guard(display, exc) from None
 
 
 # -- JSON ----------------------------------------------------------------------------
+def _no_duplicates(obj: Any, display: str, what: str) -> None:
+    if isinstance(obj, DuplicateKeys):
+        raise DataError(f"{display}: {what} names the key {obj.duplicate!r} twice", file=display, field=obj.duplicate)
+
+
 def _records_of(data: Any, display: str) -> list[Any]:
     """The list of records in a JSON document of any of the usual shapes."""
     if isinstance(data, list):
@@ -182,6 +276,7 @@ def _records_of(data: Any, display: str) -> list[Any]:
             return [{"text": x} for x in data]
         return data
     if isinstance(data, dict):
+        _no_duplicates(data, display, "the top-level object")
         for key in _RECORD_KEYS:
             if isinstance(data.get(key), list):
                 return _records_of(data[key], display)
@@ -190,22 +285,25 @@ def _records_of(data: Any, display: str) -> list[Any]:
             return lists[0]
         if data and all(isinstance(v, dict) for v in data.values()):  # {"id1": {...}, ...}
             key = "id" if not any("id" in v for v in data.values()) else "key"
+            for k, v in data.items():
+                _no_duplicates(v, display, f"the object under {k!r}")
             return [{key: k, **v} for k, v in data.items()]
         if data and all(isinstance(v, list) for v in data.values()):  # columns: {"a": [...], "b": [...]}
             lengths = {len(v) for v in data.values()}
             if len(lengths) == 1:
                 return [dict(zip(data, values)) for values in zip(*data.values())]
             raise DataError(f"{display}: the column lists have different lengths {sorted(lengths)}", file=display)
+    kind = data.what.split(",")[0] if isinstance(data, InvalidNumber) else type(data).__name__
     raise DataError(
-        f"{display}: expected an array of records (or an object holding one, like {{\"data\": [...]}}), got a JSON {type(data).__name__}",
+        f"{display}: expected an array of records (or an object holding one, like {{\"data\": [...]}}), got a JSON {kind}",
         file=display,
     )
 
 
-def read_json(path: Path, display: str) -> Table:
-    decoded = decode_text(path.read_bytes(), display)
+def read_json(path: Path, display: str, encoding: str | None = None) -> Table:
+    decoded = decode_text(path.read_bytes(), display, encoding)
     try:
-        data = json.loads(decoded.text)
+        data = json_loads(decoded.text)
     except json.JSONDecodeError as exc:
         hint = None
         if exc.msg.startswith("Extra data"):
@@ -213,32 +311,34 @@ def read_json(path: Path, display: str) -> Table:
         raise DataError(
             f"{display}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", file=display, row=exc.lineno, hint=hint
         ) from None
-    table = records_table(_records_of(data, display), "json", display)
-    table.encoding = decoded.encoding
-    return table
+    except RecursionError:
+        raise _too_deep(display, decoded.text) from None
+    return with_encoding(records_table(_records_of(data, display), "json", display), decoded)
 
 
 # -- Parquet -------------------------------------------------------------------------
 def _parquet_file(path: Path, display: str) -> Any:
-    import pyarrow
     import pyarrow.parquet as pq
 
-    try:
-        return pq.ParquetFile(path)
-    except (pyarrow.ArrowException, OSError) as exc:
-        raise DataError(f"{display} is not a readable Parquet file: {exc}", file=display) from None
+    with library_errors(display, "Parquet file"):
+        pf = pq.ParquetFile(path)
+        names = [str(n) for n in pf.schema_arrow.names]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if name in seen:
+            raise DataError(f"{display}: columns {seen[name]} and {i} are both named {name!r}", file=display, field=name, hint="give every column its own name")
+        seen[name] = i
+    return pf
 
 
 def iter_parquet(path: Path, display: str) -> Iterator[Row]:
-    import pyarrow
-
     pf = _parquet_file(path, display)
-    try:
+    number = 0
+    with library_errors(display, "Parquet file"):
         for batch in pf.iter_batches(batch_size=1024):
             for row in batch.to_pylist():
-                yield {str(k): jsonable(v) for k, v in row.items()}
-    except pyarrow.ArrowException as exc:
-        raise DataError(f"{display}: Parquet data cannot be read: {exc}", file=display) from None
+                number += 1
+                yield clean_row(row, display, number)
 
 
 def read_parquet(path: Path, display: str, keep_rows: bool = True) -> Table:
@@ -254,28 +354,28 @@ def count_parquet(path: Path, display: str) -> int:
 
 
 # -- Excel ---------------------------------------------------------------------------
+_EXCEL_HINT = "save it from Excel as .xlsx"
+
+
 def _excel_sheet_rows(path: Path, display: str) -> Iterator[tuple[str, int, tuple[Any, ...]]]:
     """(sheet title, Excel row number, values) for the first sheet that has any data."""
-    import zipfile
-
     from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
 
-    try:
+    with library_errors(display, ".xlsx workbook", _EXCEL_HINT):
         wb = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise DataError(f"{display} is not a readable .xlsx workbook: {exc}", file=display, hint="save it from Excel as .xlsx") from None
     try:
-        for ws in wb.worksheets:
-            found = False
-            for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
-                if any(v is not None and str(v).strip() for v in values):
-                    found = True
-                    yield ws.title, number, values
-            if found:
-                return
+        with library_errors(display, ".xlsx workbook", _EXCEL_HINT):
+            for ws in wb.worksheets:
+                found = False
+                for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
+                    if any(v is not None and str(v).strip() for v in values):
+                        found = True
+                        yield ws.title, number, values
+                if found:
+                    return
     finally:
-        wb.close()
+        with library_errors(display, ".xlsx workbook", _EXCEL_HINT):
+            wb.close()
 
 
 def _excel_rows(path: Path, display: str, notes: list[str] | None = None) -> Iterator[tuple[list[str], Row]]:
@@ -284,7 +384,7 @@ def _excel_rows(path: Path, display: str, notes: list[str] | None = None) -> Ite
     for sheet, number, values in _excel_sheet_rows(path, display):
         if header is None:
             width = max(i for i, v in enumerate(values, start=1) if v is not None and str(v).strip())
-            header, fixes = unique_headers(list(values[:width]))
+            header, fixes = unique_headers(list(values[:width]), display, number)
             if notes is not None:
                 notes.extend([f"read sheet {sheet!r}", *fixes])
             continue
@@ -297,7 +397,7 @@ def _excel_rows(path: Path, display: str, notes: list[str] | None = None) -> Ite
                 hint="give every column a header in the first row",
             )
         padded = list(values) + [None] * (len(header) - len(values))
-        yield header, {h: jsonable(v) for h, v in zip(header, padded)}
+        yield header, clean_row(dict(zip(header, padded)), display, number)
 
 
 def iter_excel(path: Path, display: str) -> Iterator[Row]:

@@ -30,7 +30,7 @@ from nocodetune.records.job import (
     split_job_yaml,
     write_job_yaml,
 )
-from nocodetune.errors import ConflictError, DataError, NotFoundError
+from nocodetune.errors import ConfigError, ConflictError, DataError, NotFoundError
 from nocodetune.jobs.spec import JobSpec
 from nocodetune.workspace import JobPaths, Workspace, check_name
 
@@ -246,37 +246,108 @@ def dataset_name_for(path: Path) -> str:
     return check_name(stem, "dataset name")
 
 
-def import_legacy_job(ws: Workspace, file: Path, name: str, dataset: str | None = None) -> tuple[ResolvedJob, list[str]]:
-    """Create a job from an original NoCodeTune job_args.json; returns it and the import notes.
+def import_legacy_jobs(
+    ws: Workspace, file: Path, *, name: str | None = None, dataset: str | None = None, set_values: dict[str, Any] | None = None
+) -> list[tuple[ResolvedJob, list[str]]]:
+    """Create the jobs of an original NoCodeTune job_args.json, parents first; returns each with its import notes.
 
-    The data file the legacy job names (relative to the JSON file) is added to the dataset
-    store when no --dataset is given. Everything else is checked before it is added.
+    Jobs are named by the file (`job_name`); `name` names a single unnamed job. The data
+    file a job names (relative to the JSON file) is added to the dataset store unless
+    `dataset` is given. LoRA module names of another model family are translated to the
+    target model's (or refused, naming the model's real modules). All or nothing: if one
+    job cannot be created, the jobs and dataset versions made so far are removed.
     """
     from nocodetune.config.legacy import load_legacy
+    from nocodetune.config.overrides import dotted_to_nested
 
     ws.require()
-    legacy = load_legacy(file)
-    notes = list(legacy.notes)
-    spec = JobSpec(name=name, base=legacy.base, overrides=legacy.overrides, dataset=dataset)
-    _refuse_existing(ws, check_name(name, "job name"))
-    data_path: Path | None = None
-    if dataset is None and legacy.dataset_file:
-        data_path = Path(legacy.dataset_file).expanduser()
-        if not data_path.is_absolute():
-            data_path = file.resolve().parent / data_path
-        if not data_path.is_file():
-            raise DataError(
-                f"{file.name}: {legacy.dataset_key} names {legacy.dataset_file!r}, which does not exist",
-                field=legacy.dataset_key,
-                file=str(data_path),
-                hint="pass the data with --dataset NAME@VERSION (add it first with `nocodetune data add`)",
-            )
-    plan_job(ws, spec)  # settings, base and dataset errors surface before anything is written
-    if data_path is not None:
+    entries = load_legacy(file)
+    unnamed = [e for e in entries if not e.name]
+    if unnamed and (name is None or len(entries) > 1):
+        raise ConfigError(
+            f"{file.name}: {len(unnamed)} job(s) have no job_name", field="name",
+            hint="give the job a name (the --name option, or the name field in the form)" if len(entries) == 1 else "add job_name to each job in the file",
+        )
+    names = [e.name or name for e in entries]
+    for job_name in names:
+        _refuse_existing(ws, check_name(str(job_name), "job name"))
+    extra = dotted_to_nested(set_values or {})
+    created_jobs: list[str] = []
+    added: list[tuple[str, int]] = []
+    results: list[tuple[ResolvedJob, list[str]]] = []
+    try:
+        for entry, job_name in zip(entries, names):
+            notes = list(entry.notes)
+            overrides = deep_merge(entry.overrides, extra)
+            ref = dataset
+            if ref is None and entry.dataset_file:
+                ref, note, created = _add_legacy_data(ws, file, entry.dataset_file, entry.dataset_key or "data_path")
+                notes.append(note)
+                if created:
+                    added.append(split_ref_pair(ref))
+            spec = JobSpec(name=str(job_name), base=entry.base, parent=entry.parent, overrides=overrides, dataset=ref)
+            spec, translated = _translate_modules(ws, spec)
+            notes.extend(translated)
+            resolved = create_job(ws, spec)
+            created_jobs.append(str(job_name))
+            results.append((resolved, notes))
+    except BaseException:
+        for job_name in reversed(created_jobs):
+            delete_job(ws, job_name, force=True)
         from nocodetune.data.store import DatasetStore
 
-        added = DatasetStore(ws).add(data_path, dataset_name_for(data_path))
-        ref = f"{added.meta.name}@{added.meta.version}"
-        notes.append(f"{legacy.dataset_key} added as dataset {ref}" if added.created else f"{legacy.dataset_key} is dataset {ref} (same bytes)")
-        spec = spec.model_copy(update={"dataset": ref})
-    return create_job(ws, spec), notes
+        for data_name, version in added:
+            DatasetStore(ws).delete_version(data_name, version, force=True)
+        raise
+    return results
+
+
+def split_ref_pair(ref: str) -> tuple[str, int]:
+    name, _, version = ref.partition("@")
+    return name, int(version)
+
+
+def _add_legacy_data(ws: Workspace, file: Path, named: str, key: str) -> tuple[str, str, bool]:
+    """Add the data file a legacy job names (relative to the JSON file); (ref, note, newly added)."""
+    from nocodetune.data.store import DatasetStore
+
+    data_path = Path(named).expanduser()
+    if not data_path.is_absolute():
+        data_path = file.resolve().parent / data_path
+    if not data_path.is_file():
+        raise DataError(
+            f"{file.name}: {key} names {named!r}, which does not exist",
+            field=key,
+            file=str(data_path),
+            hint="add the data as a dataset first and choose it for the import",
+        )
+    added = DatasetStore(ws).add(data_path, dataset_name_for(data_path))
+    ref = f"{added.meta.name}@{added.meta.version}"
+    note = f"{key} added as dataset {ref}" if added.created else f"{key} is dataset {ref} (same bytes)"
+    return ref, note, added.created
+
+
+def _translate_modules(ws: Workspace, spec: JobSpec) -> tuple[JobSpec, list[str]]:
+    """lora.target_modules of another model family, renamed to the target model's modules (by role)."""
+    from nocodetune.config.target_modules import describe_modules, translate
+    from nocodetune.errors import ModelNotFoundError
+    from nocodetune.modeling.modules import linear_module_names
+
+    planned = plan_job(ws, spec)
+    targets = planned.config.lora.target_modules
+    if planned.config.method == "full" or isinstance(targets, str):
+        return spec, []
+    try:
+        modules = linear_module_names(planned.config.model)
+    except ModelNotFoundError as exc:
+        return spec, [f"lora.target_modules not checked: {exc.message}"]
+    result = translate(targets, modules)
+    if result.unknown:
+        raise ConfigError(
+            f"lora.target_modules names modules {planned.config.model.source!r} does not have and that have no known equivalent: "
+            f"{', '.join(repr(u) for u in result.unknown)}; its linear modules are: {describe_modules(modules)}",
+            field="lora.target_modules",
+        )
+    if not result.notes:
+        return spec, []
+    return spec.model_copy(update={"overrides": deep_merge(spec.overrides, {"lora": {"target_modules": result.targets}})}), result.notes

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nocodetune import db
+from nocodetune.records.job import read_resolved
 from nocodetune.db import JobRow, RunRow
 from nocodetune.errors import NotFoundError
 from nocodetune.records.events import PROGRESS_KEYS, Event, summarize_events
@@ -63,6 +64,8 @@ def get_row(s: Session, ws: Workspace, name: str) -> JobRow:
     if row is None:
         row = db.job_row_from_folder(ws, name, lock_probe(ws)) if paths.resolved_json.exists() else None
         if row is None:
+            if paths.resolved_json.exists():
+                read_resolved(paths)  # damaged: the ConfigError names the file (not "does not exist")
             raise NotFoundError(f"job {name!r} does not exist", field="name", hint="list jobs with `nocodetune job list`")
         try:
             with s.begin_nested():  # another process may be healing the same folder right now

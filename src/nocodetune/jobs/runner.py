@@ -121,6 +121,7 @@ def launch_run(
     paths = ws.job(name)
     try:
         _job_status(ws, name)  # NotFoundError before touching anything
+        read_resolved(paths)  # a damaged resolved.json is refused now, naming the file, not by the trainer seconds later
         lock = RunLock(paths.lock_file, name).acquire()
     except BaseException:
         if slots is not None:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from nocodetune import db
 from nocodetune.db import JobRow
 from nocodetune.errors import ConflictError
+from nocodetune.records.job import read_resolved
 from nocodetune.records.events import TERMINAL_TYPES, Event, read_events
 from nocodetune.records.queue import list_entries, read_entry
 from nocodetune.jobs import ray_executor
@@ -156,6 +157,7 @@ class JobService:
     # -- actions -------------------------------------------------------------------------
     def _check_runnable(self, name: str, resume: bool) -> None:
         self.refresh(name)
+        read_resolved(self.ws.job(name))  # refuse a damaged job now (naming the file), not when the queue reaches it
         if run_alive(self.ws, name):
             raise ConflictError(f"job {name!r} is already running", field="name", hint=f"cancel it with `nocodetune job cancel {name}`")
         with db.session(self.ws) as s:

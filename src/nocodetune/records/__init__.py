@@ -11,6 +11,7 @@ parses these files. The registry (`db.py`) is an index rebuilt from them.
 | progress, and the events → status rule | `jobs/<job>/logs/events.jsonl` | `records.events` |
 | one run of a job (pid, executor, exit) | `jobs/<job>/logs/run-<n>.json` | `records.runs` |
 | AI servers | `logs/<kind>/<id>.server.json` | `records.servers` |
+| OpenAI file ids, OpenAI job requests | `files/<name>/v<N>/openai/<file-id>.json`, `jobs/<ftjob-id>/openai.json` | `records.openai` |
 
 Records are pydantic models. Files written here carry `format_version`; a file without
 one is version 1 (what the first release wrote), so old workspaces keep opening.

@@ -13,10 +13,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nocodetune.errors import ConfigError
 from nocodetune.records.io import read_model, write_model
 from nocodetune.records.job import DatasetSnapshot
 
 META_FILE = "meta.json"
+DATASET_FORMAT_VERSION = 2  # 1: first release (no format_version key); 2: encoding_source, encoding_alternatives
 TextSplit = Literal["paragraph", "document"]
 VERSION_DIR_RE = re.compile(r"^v([1-9][0-9]*)$")
 
@@ -26,7 +28,7 @@ class DatasetVersionMeta(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    format_version: int = 1
+    format_version: int = Field(1, description="Record format; files written before format versions existed read as 1.")
     name: str
     version: int = Field(ge=1)
     sha256: str
@@ -37,6 +39,12 @@ class DatasetVersionMeta(BaseModel):
     columns: list[str]
     format: str = Field(description="Detected file format: csv, tsv, json, jsonl, parquet, excel, txt, md, html, pdf, docx.")
     encoding: str | None = Field(None, description="Text encoding the file was read with (text formats).")
+    encoding_source: Literal["bom", "utf-8", "detected", "given"] | None = Field(
+        None, description="How the encoding was known: the file's BOM, valid UTF-8, detected from the whole file, or given by the user."
+    )
+    encoding_alternatives: list[str] = Field(
+        default_factory=list, description="Detected encodings only: other encodings that would also read the file plausibly (see notes)."
+    )
     text_split: TextSplit | None = Field(None, description="Document formats: one row per paragraph, or the whole document.")
     created_at: datetime
     tags: list[str] = Field(default_factory=list)
@@ -59,7 +67,11 @@ def meta_path(version_dir: Path) -> Path:
 
 def read_meta(version_dir: Path, display: str | None = None) -> DatasetVersionMeta:
     """The meta.json of a version folder (or of a job's snapshot folder)."""
-    return read_model(meta_path(version_dir), DatasetVersionMeta, display or f"{version_dir.name}/{META_FILE}")
+    name = display or f"{version_dir.name}/{META_FILE}"
+    meta = read_model(meta_path(version_dir), DatasetVersionMeta, name)
+    if meta.format_version > DATASET_FORMAT_VERSION:
+        raise ConfigError(f"{name} was written by a newer NoCodeTune (format {meta.format_version})", file=name, hint="upgrade NoCodeTune to read this dataset")
+    return meta
 
 
 def write_meta(version_dir: Path, meta: DatasetVersionMeta) -> None:

@@ -97,6 +97,17 @@ def iter_resolved(ws: Workspace) -> Iterator[tuple[str, ResolvedJob]]:
             continue
 
 
+def parent_paths(resolved: ResolvedJob, job_root: Path | None) -> JobPaths | None:
+    """The folder of the job's parent: the sibling folder of that name (a workspace can move or be
+    copied, and its jobs with it), else the path recorded at creation."""
+    name = resolved.lineage.parent
+    if not name:
+        return None
+    if job_root is not None and (job_root.parent / name / "resolved.json").is_file():
+        return JobPaths(job_root.parent / name)
+    return JobPaths(Path(resolved.lineage.parent_dir)) if resolved.lineage.parent_dir else None
+
+
 # -- job.yaml -----------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from nocodetune.servers import process
 from nocodetune.servers.ports import free_port, is_loopback, port_is_free, url_for
 from nocodetune.records.servers import SERVER_KINDS, ServerKind, ServerRecord
 from nocodetune.settings import get_settings
-from nocodetune.workspace import Workspace
+from nocodetune.workspace import Workspace, resolve_within
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = {"api": 90.0, "data": 90.0, "jobs": 90.0, "model": 900.0}  # a model may convert a GGUF first
@@ -113,17 +113,20 @@ def plan(ws: Workspace, kind: str, *, job: str | None = None, model: str | None 
     if job and model:
         raise ConfigError("give either --job or --model, not both", field="model")
     if job:
-        from nocodetune.serving.loader import job_output  # light: no torch at import
+        from nocodetune.modeling.lineage import require_output  # light: no torch at import
 
         paths = ws.job(job)
         if not paths.root.is_dir():
             raise NotFoundError(f"job {job!r} does not exist", field="job", hint="list jobs with `nocodetune job list`")
-        output_kind, folder = job_output(paths)
-        return ServerPlan(workspace=ws.root, kind=kind, host=host, port=port, job=job, job_dir=paths.root, serves=f"job {job} ({output_kind})")
+        output = require_output(paths)
+        return ServerPlan(workspace=ws.root, kind=kind, host=host, port=port, job=job, job_dir=paths.root, serves=f"job {job} ({output.kind})")
     from nocodetune.records.schema import ModelSection
     from nocodetune.model_source import resolve_model
 
     model = model or "default"
+    adapter = Path(model).expanduser()
+    if (adapter / "adapter_config.json").is_file() and not (adapter / "config.json").is_file():
+        return ServerPlan(workspace=ws.root, kind=kind, host=host, port=port, model=str(adapter.resolve()), serves=f"adapter {adapter.name}")
     resolved = resolve_model(ModelSection(source=model))  # a clear error now, not in the log later
     return ServerPlan(workspace=ws.root, kind=kind, host=host, port=port, model=model, serves=f"model {resolved.display_name}")
 
@@ -182,7 +185,7 @@ def _record(
     ws: Workspace, the_plan: ServerPlan, port: int, pid: int, created: float, log_path: Path | None, *, background: bool, command: list[str] | None = None
 ) -> ServerRecord:
     return ServerRecord(
-        id=f"{the_plan.kind}-{port}",
+        id=server_id(ws, the_plan.kind, the_plan.host, port),
         kind=the_plan.kind,
         pid=pid,
         pid_create_time=created,
@@ -196,6 +199,23 @@ def _record(
         background=background,
         command=command or [],
     )
+
+
+def server_id(ws: Workspace, kind: str, host: str, port: int) -> str:
+    """A unique id: `<kind>-<port>` on 127.0.0.1, `<kind>-<port>-<host>` elsewhere (two hosts may share a
+    port), with a `-<n>` suffix while another live server holds the same id."""
+    base = f"{kind}-{port}" if host == "127.0.0.1" else f"{kind}-{port}-{host_slug(host)}"
+    taken = {r.id for r in server_records.load_all(ws) if process.is_alive(r.pid, r.pid_create_time)}
+    candidate, n = base, 2
+    while candidate in taken:
+        candidate, n = f"{base}-{n}", n + 1
+    return candidate
+
+
+def host_slug(host: str) -> str:
+    """A host as a name part (ids become file names and URL segments): '::1' -> '_1', '0.0.0.0' stays."""
+    slug = "".join(c if c.isalnum() or c in ".-" else "_" for c in host).strip("_") or "host"
+    return slug[:60]
 
 
 def _wait_healthy(record: ServerRecord, timeout: float) -> str | None:
@@ -255,7 +275,7 @@ def logs(ws: Workspace, server_id: str, *, tail: int = 200, follow: bool = False
     record = _find(ws, server_id)
     if not record.log_path:
         raise NotFoundError(f"server {server_id!r} runs in the foreground of another terminal and has no log file", field="id")
-    path = Path(record.log_path)
+    path = resolve_within(ws.logs, record.log_path, "the workspace's logs folder")  # a record is a file anyone could edit
     if not path.is_file():
         raise NotFoundError(f"log file of server {server_id!r} is missing", file=str(path))
     with open(path, encoding="utf-8", errors="replace") as fh:
@@ -281,14 +301,18 @@ def logs(ws: Workspace, server_id: str, *, tail: int = 200, follow: bool = False
 
 def stop(ws: Workspace, server_id: str, *, timeout: float = 10.0) -> ServerRecord:
     """SIGTERM, wait up to `timeout`, then SIGKILL; the record goes either way."""
-    record = _find(ws, server_id)
+    return _stop_record(ws, _find(ws, server_id), timeout)
+
+
+def _stop_record(ws: Workspace, record: ServerRecord, timeout: float) -> ServerRecord:
     process.terminate(record.pid, record.pid_create_time, own_group=record.background, timeout=timeout)
     _forget(ws, record)
     return record
 
 
 def stop_all(ws: Workspace, *, timeout: float = 10.0) -> list[ServerRecord]:
-    return [stop(ws, record.id, timeout=timeout) for record in server_records.load_all(ws)]
+    """Stop every recorded server, each by its own record (never by an id another record may share)."""
+    return [_stop_record(ws, record, timeout) for record in server_records.load_all(ws)]
 
 
 def _tail(path: Path, n: int) -> str:

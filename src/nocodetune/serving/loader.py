@@ -1,25 +1,19 @@
-"""Loads what a model server serves: a job's output or any local model.
+"""Loads what a model server serves: a job's model or any local model.
 
-A job's output is, in order of preference: `outputs/merged` (base + adapter merged, fastest
-to serve), `outputs/adapter` (a peft LoRA adapter, put on its base model at load time) or
-`outputs/model` (a full fine-tune). The base of an adapter is the job's `resolved.json`
-model section, so it is found the same way training found it (`model_source`).
+A job's model is `modeling.assemble` of its whole lineage (base → each parent → the
+job), the same function training used for its start point, so the server answers what
+the job answered in its own after-training samples. `--model PATH` may also name a
+model folder or a portable adapter folder (an export, or one copied from elsewhere).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nocodetune.records.job import ResolvedJob
 from nocodetune.records.schema import ModelSection
-from nocodetune.errors import ModelNotFoundError, NotFoundError
 from nocodetune.workspace import JobPaths
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,75 +23,41 @@ class LoadedModel:
     source: str  # human-readable description of what is served
 
 
-def job_output(job: JobPaths) -> tuple[str, Path]:
-    """Which output of a finished job to serve: ('merged'|'adapter'|'model', folder)."""
-    for kind, folder in (("merged", job.merged_dir), ("adapter", job.adapter_dir), ("model", job.model_dir)):
-        marker = "adapter_config.json" if kind == "adapter" else "config.json"
-        if (folder / marker).is_file():
-            return kind, folder
-    raise NotFoundError(
-        f"job {job.name!r} has no trained model to serve (no outputs/merged, outputs/adapter or outputs/model)",
-        file=str(job.outputs),
-        hint=f"run it first: `nocodetune job run {job.name}`",
-    )
+def load_job(job: JobPaths, *, device: str | None = None, dtype: str = "auto") -> LoadedModel:
+    from nocodetune.modeling.assemble import assemble
 
-
-def load_job(job: JobPaths, *, device: str | None = None) -> LoadedModel:
-    kind, folder = job_output(job)
-    if kind in ("merged", "model"):
-        loaded = load_model(ModelSection(source=str(folder)), device=device)
-        loaded.source = f"job {job.name} ({kind}: {folder})"
-        return loaded
-    section = _adapter_base(job, folder)
-    base = load_model(section, device=device)
-    from peft import PeftModel
-
-    model = PeftModel.from_pretrained(base.model, str(folder))
-    model.eval()
-    tokenizer = base.tokenizer
-    if any(folder.glob("tokenizer*")):  # training may have saved a tokenizer with added tokens
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    return LoadedModel(model=model, tokenizer=tokenizer, source=f"job {job.name} (LoRA adapter on {base.source})")
-
-
-def _adapter_base(job: JobPaths, adapter: Path) -> ModelSection:
-    """The adapter's base model: resolved.json's model section, else adapter_config.json."""
-    if job.resolved_json.is_file():
-        return ResolvedJob.read(job.resolved_json).config.model
-    base = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
-    if not base:
-        raise ModelNotFoundError("the adapter does not name its base model", file=str(adapter / "adapter_config.json"))
-    return ModelSection(source=base)
+    device = device or _device()
+    built = assemble(job, include_self=True, dtype=_dtype_name(dtype, device))
+    return LoadedModel(model=built.model.to(device), tokenizer=built.tokenizer, source=f"job {job.name} ({built.description})")
 
 
 def load_model(section: ModelSection, *, device: str | None = None) -> LoadedModel:
-    """Load a model found by `model_source` (GGUF files go through its safetensors cache)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """A model found by `model_source` (GGUF files go through its safetensors cache), or an adapter folder."""
+    from nocodetune.model_source import load_tokenizer, materialize, resolve_model
+    from nocodetune.modeling.assemble import assemble_folder, load_causal_lm
 
-    from nocodetune.model_source import materialize, resolve_model
-
+    device = device or _device()
+    dtype = _dtype_name(section.dtype, device)
+    path = Path(section.source).expanduser()
+    if path.is_dir() and (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+        built = assemble_folder(path, dtype=dtype)
+        return LoadedModel(model=built.model.to(device), tokenizer=built.tokenizer, source=f"{built.description} (adapter {path})")
     resolved = resolve_model(section)
     folder = materialize(resolved)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = _dtype(section.dtype, device)
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": section.trust_remote_code}
-    if section.attn_implementation != "auto":
-        kwargs["attn_implementation"] = section.attn_implementation
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=section.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs).to(device)
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # what transformers raises for unusable folders
-        raise ModelNotFoundError(f"cannot load the model in {folder}: {exc}", file=str(folder), field="model.source") from exc
+    model = load_causal_lm(folder, dtype=dtype, attn=section.attn_implementation, trust_remote_code=section.trust_remote_code).to(device)
     model.eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, source=f"{resolved.display_name} ({folder})")
+    return LoadedModel(model=model, tokenizer=load_tokenizer(resolved), source=f"{resolved.display_name} ({folder})")
 
 
-def _dtype(name: str, device: str) -> Any:
+def _device() -> str:
     import torch
 
-    if name == "auto":
-        return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-    return getattr(torch, name)
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _dtype_name(name: str, device: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"

@@ -10,13 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from nocodetune.training.examples import Example
-
-
-def prompt_and_expected(example: Example) -> tuple[list[dict[str, str]], str] | None:
-    if "prompt" not in example:
-        return None  # plain text has no question to ask
-    return example["prompt"], example["completion"][-1]["content"]
+from nocodetune.data.examples import Example, prompt_and_answer
+from nocodetune.data.tokens import render
 
 
 def generate(
@@ -36,10 +31,7 @@ def generate(
     try:
         for i in range(0, len(prompts), batch_size):
             chunk = prompts[i : i + batch_size]
-            if getattr(tokenizer, "chat_template", None):
-                texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in chunk]
-            else:
-                texts = ["\n".join(m["content"] for m in p) + "\n" for p in chunk]
+            texts = [render(tokenizer, p, add_generation_prompt=True) for p in chunk]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             with torch.no_grad():
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id)
@@ -67,7 +59,7 @@ def run_heldout(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Generations for up to `limit` held-out examples, with their score (None if metric is 'none')."""
-    pairs = [pe for pe in (prompt_and_expected(e) for e in examples[:limit]) if pe is not None]
+    pairs = [pe for pe in (prompt_and_answer(e) for e in examples[:limit]) if pe is not None]
     if not pairs:
         return {"score": None, "items": []}
     answers = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens, on_progress=on_progress)

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +24,7 @@ from nocodetune.records.events import read_events
 from nocodetune.settings import Settings, apply_network_policy
 from nocodetune.training import distributed
 from nocodetune.training.heartbeat import Heartbeat
-from nocodetune.training.examples import Example, build_examples, read_rows, split_examples
+from nocodetune.data.examples import Example, read_examples, split_examples
 from nocodetune.workspace import JobPaths
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 143
@@ -42,6 +43,8 @@ def _run_number(paths: JobPaths) -> int:
 
 
 def _kind(exc: BaseException) -> str:
+    if getattr(exc, "failure_kind", None):
+        return str(exc.failure_kind)  # type: ignore[attr-defined]  # e.g. "disk" (training.outputs.DiskFullError)
     if isinstance(exc, ConfigError):
         return "config"
     if isinstance(exc, DataError):
@@ -78,6 +81,11 @@ def preflight(job: ResolvedJob) -> None:
 
 
 def load_examples(job: ResolvedJob, paths: JobPaths) -> tuple[str, list[Example], list[Example]]:
+    """The job's examples split into (train, eval), refusing the whole run if any row is unusable.
+
+    `data.examples.read_examples` is what validate runs too, so a job that validated
+    trains on exactly the rows validate accepted, and a refusal reads the same in both.
+    """
     if not job.datasets:
         raise DataError("the job has no dataset", field="dataset.ref", hint="set dataset.ref to name@version")
     all_examples: list[Example] = []
@@ -86,10 +94,12 @@ def load_examples(job: ResolvedJob, paths: JobPaths) -> tuple[str, list[Example]
         file = paths.root / snap.file
         if not file.is_file():
             raise DataError(f"dataset snapshot {snap.file} is missing from the job folder", file=str(file))
-        fmt, _, examples = build_examples(read_rows(file), job.config.dataset, snap.file)
-        all_examples.extend(examples)
-    train, evals = split_examples(all_examples, job.config.training.eval_split, job.config.training.seed)
-    return fmt, train, evals
+        found = read_examples(file, job.config.dataset)
+        found.raise_if_refused(f"{snap.name}@{snap.version}")
+        fmt = found.format
+        all_examples.extend(found.examples)
+    train_idx, eval_idx = split_examples(all_examples, job.config.training.eval_split, job.config.training.seed)
+    return fmt, [all_examples[i] for i in train_idx], [all_examples[i] for i in eval_idx]
 
 
 class JobRun:
@@ -185,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m nocodetune.training JOB_DIR", file=sys.stderr)
         return 2
     apply_network_policy(Settings())
+    # Library deprecation notices are for developers; a user reading the run log needs the run.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     # Progress goes to events.jsonl; bars would only clutter the run log.
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

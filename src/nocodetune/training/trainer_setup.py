@@ -17,10 +17,12 @@ from nocodetune.training import distributed
 from nocodetune.training.auto import Runtime, resolve_runtime
 from nocodetune.training.callbacks import EventsCallback, perplexity
 from nocodetune.training.evaluation import run_heldout
-from nocodetune.training.examples import Example
-from nocodetune.training.models import StartPoint, apply_lora, load_start
-from nocodetune.training.outputs import plot_loss, save_atomically, write_json, write_model_card, write_samples
-from nocodetune.training.tokenize import cache_key, load_or_tokenize, tokenizer_fingerprint
+from nocodetune.data.examples import Example
+from nocodetune.modeling.assemble import Assembled
+from nocodetune.records.weights import AppliedLayer, write_weights
+from nocodetune.training.models import apply_lora, load_start
+from nocodetune.training.outputs import guard_checkpoint_saves, last_complete_checkpoint, plot_loss, save_atomically, write_json, write_model_card, write_samples
+from nocodetune.training.tokenize import MASK_SCHEME, cache_key, load_or_tokenize, tokenizer_fingerprint
 
 if TYPE_CHECKING:
     from nocodetune.training.runner import JobRun
@@ -85,13 +87,13 @@ def sft_trainer_class(rt: Runtime) -> type:
     from trl import SFTTrainer
 
     if rt.device != "cpu":
-        return SFTTrainer
+        return guard_checkpoint_saves(SFTTrainer)
 
     class PlainLossSFTTrainer(SFTTrainer):
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
             return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
-    return PlainLossSFTTrainer
+    return guard_checkpoint_saves(PlainLossSFTTrainer)
 
 
 def _heldout(run: "JobRun", job: ResolvedJob, model: Any, tokenizer: Any, evals: list[Example], stage: str) -> dict[str, Any]:
@@ -117,7 +119,6 @@ def _heldout(run: "JobRun", job: ResolvedJob, model: Any, tokenizer: Any, evals:
 
 def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], evals: list[Example]) -> int:
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
 
     from nocodetune.training.runner import EXIT_CANCELLED, EXIT_OK, NanLoss
 
@@ -125,8 +126,10 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
     rt = resolve_runtime(cfg)
     torch.manual_seed(cfg.training.seed)
 
-    run.message("loading model", f"loading {cfg.model.source if not job.lineage.parent_dir else 'parent ' + str(job.lineage.parent)} ({rt.dtype}, {rt.device})")
-    model, tokenizer, start = load_start(job, dtype=rt.dtype, attn=rt.attn_implementation)
+    run.message("loading model", f"loading {cfg.model.source if not job.lineage.parent else 'parent ' + str(job.lineage.parent)} ({rt.dtype}, {rt.device})")
+    with distributed.main_first():  # several processes: rank 0 fills the converted-model cache, the others read it
+        start = load_start(job, paths, dtype=rt.dtype, attn=rt.attn_implementation)
+    model, tokenizer = start.model, start.tokenizer
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if cfg.method in ("lora", "qlora"):
@@ -140,7 +143,8 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         max_length=cfg.training.max_length,
         completion_only=cfg.training.completion_only_loss,
         split=(cfg.training.eval_split, cfg.training.seed),
-        parents=start.parents,
+        parents=[layer.model_dump() for layer in start.layers],
+        masks=MASK_SCHEME,
     )
     splits = {"train": train, **({"eval": evals} if evals else {})}
     with distributed.main_first():  # several processes: rank 0 fills the cache, the others read it
@@ -161,7 +165,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
     else:
         before = {"score": None, "items": []}
 
-    resume = get_last_checkpoint(str(paths.checkpoints)) if paths.checkpoints.is_dir() else None
+    resume = last_complete_checkpoint(paths.checkpoints)  # never half a checkpoint (killed or disk full mid-save)
     if resume and (note := distributed.resume_note(resume, cfg)):
         run.message("resuming", note)
     started = {
@@ -210,7 +214,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         run.message("evaluating", "computing eval loss")
         eval_loss = trainer.evaluate().get("eval_loss")
     if distributed.sharded(cfg.resources.strategy):
-        final = _save_final(job, paths, trainer, tokenizer)  # every rank holds part of the weights
+        final = _save_sharded(job, paths, trainer, tokenizer)  # every rank holds part of the weights
     if not distributed.is_main():
         return EXIT_OK  # rank 0 samples, saves and reports
     after = _heldout(run, job, trainer.model, tokenizer, evals, "after")
@@ -220,7 +224,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
 
     if not distributed.sharded(cfg.resources.strategy):
         run.message("saving", "saving the trained model")
-        final = _save_final(job, paths, trainer, tokenizer)
+        final = _save_final(job, paths, trainer.model, tokenizer, start)
     trained = "train_runtime" in result.metrics  # False when a finished checkpoint was only reloaded
     new_tokens = int(state.num_input_tokens_seen or 0) - callback.tokens_at_start
     tps = new_tokens / train_seconds if trained and train_seconds > 0 else None
@@ -229,7 +233,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
     n = cfg.output.num_samples
     write_samples(paths.samples_jsonl, before["items"][:n], after["items"][:n])
     plot_loss(paths.loss_png, callback.history)
-    write_model_card(paths.model_card, job, metrics, final, start.model_dump())
+    write_model_card(paths.model_card, job, metrics, final, start.description)
     run.writer.emit("finished", metrics=metrics, model_path=str(final))
     return EXIT_OK
 
@@ -259,30 +263,46 @@ def _reload_completed(trainer: Any, checkpoint: str, callback: EventsCallback) -
     return TrainOutput(state.global_step, train_loss, {"train_loss": train_loss})
 
 
-def _save_final(job: ResolvedJob, paths: Any, trainer: Any, tokenizer: Any) -> Path:
-    if distributed.sharded(job.config.resources.strategy):  # FSDP / ZeRO: the Trainer gathers the shards
-        target = paths.model_dir if job.config.method == "full" else paths.adapter_dir
-        trainer.save_model(str(target))
-        if distributed.is_main():
-            tokenizer.save_pretrained(str(target))
-        return target
-    model = trainer.model
+def _save_sharded(job: ResolvedJob, paths: Any, trainer: Any, tokenizer: Any) -> Path:
+    """FSDP / DeepSpeed ZeRO: every rank calls the Trainer's save, which gathers the shards (no weights record yet)."""
+    target = paths.model_dir if job.config.method == "full" else paths.adapter_dir
+    trainer.save_model(str(target))
+    if distributed.is_main():
+        tokenizer.save_pretrained(str(target))
+    return target
+
+
+def _save_final(job: ResolvedJob, paths: Any, model: Any, tokenizer: Any, start: Assembled) -> Path:
+    """Save the adapter (LoRA) or the model (full) with its weights record; the merged model too when asked.
+
+    The adapter's config names its base by public identity (not this machine's cache
+    path); the weights record adds the base's hash and every layer merged under it.
+    """
+    from nocodetune.modeling.assemble import adapter_layer, name_base_in_adapter_config
+
     if job.config.method == "full":
-        return save_atomically(paths.model_dir, model, tokenizer)
-    adapter = save_atomically(paths.adapter_dir, model, tokenizer)
+        record = start.weights_record(job.name, AppliedLayer(job=job.name, kind="model"))
+        return save_atomically(paths.model_dir, model, tokenizer, before_rename=lambda folder: write_weights(folder, record))
+
+    def finish_adapter(folder: Path) -> None:
+        name_base_in_adapter_config(folder, start.base.name)
+        write_weights(folder, start.weights_record(job.name, adapter_layer(job.name, folder)))
+
+    adapter = save_atomically(paths.adapter_dir, model, tokenizer, before_rename=finish_adapter)
     if job.config.output.merge_adapter:
-        save_atomically(paths.merged_dir, model.merge_and_unload(), tokenizer)
+        record = start.weights_record(job.name, adapter_layer(job.name, adapter))
+        save_atomically(paths.merged_dir, model.merge_and_unload(), tokenizer, before_rename=lambda folder: write_weights(folder, record))
     return adapter
 
 
-def _metrics(job: ResolvedJob, rt: Runtime, start: StartPoint, result: Any, state: Any, eval_loss: float | None,
+def _metrics(job: ResolvedJob, rt: Runtime, start: Assembled, result: Any, state: Any, eval_loss: float | None,
              before: dict[str, Any], after: dict[str, Any], train_seconds: float, t0: float, started: dict[str, Any],
              tps: float | None) -> dict[str, Any]:
     train_loss = result.metrics.get("train_loss")
     tokens = int(state.num_input_tokens_seen or 0)
     return {
         "method": job.config.method,
-        "model": start.model,
+        "model": start.base.name,
         "train_loss": train_loss,
         "eval_loss": eval_loss,
         "perplexity": perplexity(eval_loss) if eval_loss is not None else None,
@@ -302,6 +322,6 @@ def _metrics(job: ResolvedJob, rt: Runtime, start: StartPoint, result: Any, stat
         "tokenization_cached": started["tokenization_cached"],
         "runtime": rt.model_dump(),
         "data_sha256": {f"{d.name}@{d.version}": d.sha256 for d in job.datasets},
-        "lineage": {"parent": job.lineage.parent, "parent_chain": job.lineage.parent_chain, "started_from": start.model_dump()},
+        "lineage": {"parent": job.lineage.parent, "parent_chain": job.lineage.parent_chain, "started_from": start.weights_record(None).model_dump(mode="json")},
         "history": [h for h in state.log_history if "loss" in h or "eval_loss" in h],
     }

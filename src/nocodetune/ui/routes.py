@@ -34,6 +34,8 @@ PAGES: tuple[tuple[str, str, str, str], ...] = (
     ("/ui/jobs/new", "job_new.html", "new", "New job"),
     ("/ui/servers", "servers.html", "servers", "Servers"),
     ("/ui/playground", "playground.html", "playground", "Playground"),
+    ("/ui/models", "models.html", "models", "Models"),
+    ("/ui/compare", "compare.html", "jobs", "Compare runs"),
 )
 # Model-server endpoints the playground may reach through the proxy.
 PROXY_PATHS = frozenset({"chat/completions", "completions", "models"})

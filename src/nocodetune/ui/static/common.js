@@ -17,13 +17,19 @@ const NCT = (() => {
 
   // With NOCODETUNE_API_TOKEN set, /api wants "Authorization: Bearer ..."; the UI asks once per tab.
   const TOKEN_KEY = "nocodetune-token";
+  // The server sets a SameSite=Strict cookie on every page; echoing it proves the request comes from our own page (CSRF).
+  function csrfToken() {
+    const m = /(?:^|;\s*)nocodetune_csrf=([^;]+)/.exec(document.cookie);
+    return m ? m[1] : null;
+  }
   function authHeaders(extra) {
     const token = sessionStorage.getItem(TOKEN_KEY);
-    return { ...(extra || {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) };
+    const csrf = csrfToken();
+    return { ...(extra || {}), ...(csrf ? { "X-CSRF-Token": csrf } : {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) };
   }
 
   function askToken() {
-    const token = window.prompt("This NoCodeTune server needs its API token (NOCODETUNE_API_TOKEN):");
+    const token = window.prompt("This NoCodeTune server is protected by an API token. Enter the token it was started with:");
     if (token) sessionStorage.setItem(TOKEN_KEY, token.trim());
     return Boolean(token);
   }
@@ -196,18 +202,41 @@ const NCT = (() => {
     return Math.round(Math.max(0, Math.min(100, v)));
   }
 
-  /** An alert box for an error (message, where, hint). */
+  // What to do in the UI about an error, by the field it names: pages add their own.
+  // A hint from the API is shown only when it is not command-line advice.
+  const GUIDE = {
+    name: (e) => (e.status === 409 ? "Choose another name." : "Use letters, digits, '.', '_' or '-'."),
+    dataset: () => ["Choose a dataset, or upload one on the ", h("a", { href: "/ui/datasets" }, "Datasets page"), "."],
+    "dataset.ref": () => GUIDE.dataset(),
+    "model.source": () => ["Choose a model in the list, or add one on the ", h("a", { href: "/ui/models" }, "Models page"), "."],
+    model: () => GUIDE["model.source"](),
+    server: () => ["Check it on the ", h("a", { href: "/ui/servers" }, "Servers page"), "."],
+  };
+  function guidance(err) {
+    const body = (err && err.body) || err || {};
+    const field = body.field || (err && err.field) || "";
+    for (let f = field; f; f = f.includes(".") ? f.slice(0, f.lastIndexOf(".")) : "") {
+      if (GUIDE[f]) return GUIDE[f](err || {});
+    }
+    const hint = (err && err.hint) || body.hint;
+    return hint && !NCT_LABELS.isCli(hint) ? NCT_LABELS.humanize(hint) : null;
+  }
+
+  /** An alert box for an error: what went wrong in plain words, where, and what to do here. */
   function errorBox(err, extraClass) {
     const body = (err && err.body) || {};
     const where = [];
-    if (body.file) where.push(`file ${body.file}`);
+    if (body.file && !String(body.file).startsWith("/")) where.push(`file ${body.file}`);
     if (body.row !== undefined && body.row !== null) where.push(`row ${body.row}`);
-    if (body.field) where.push(`field ${body.field}`);
-    const msg = (err && err.message) || String(err);
+    if (body.field && NCT_LABELS.FIELD[body.field]) where.push(NCT_LABELS.field(body.field));
+    const raw = (err && err.message) || String(err);
+    const msg = NCT_LABELS.humanize(raw) || "Something went wrong.";
+    const guide = guidance(err);
+    const text = msg.charAt(0).toUpperCase() + msg.slice(1);
     return h("div", { class: `alert error ${extraClass || ""}`, role: "alert" },
-      h("strong", {}, msg),
-      where.length && !where.every((w) => msg.includes(w.split(" ").slice(1).join(" "))) ? h("span", { class: "hint" }, where.join(", ")) : null,
-      err && err.hint ? h("span", { class: "hint" }, `Hint: ${err.hint}`) : null);
+      h("strong", {}, text),
+      where.length && !where.every((w) => text.includes(w.split(" ").slice(-1)[0])) ? h("span", { class: "hint" }, `About: ${where.join(", ")}`) : null,
+      guide ? h("span", { class: "hint", "data-guide": "" }, guide) : null);
   }
 
   function showAlert(el, err) {
@@ -232,10 +261,17 @@ const NCT = (() => {
     return h("div", { class: "empty-state" }, h("strong", {}, title), text ? h("span", {}, text) : null, action ? h("div", {}, action) : null);
   }
 
+  /** A table; with opts.stack it turns into one card per row on a phone (each cell labelled by its header). */
   function table(headers, rows, opts) {
+    const labels = headers.map((c) => c.label || c);
     const thead = h("thead", {}, h("tr", {}, headers.map((c) => h("th", { scope: "col", class: c.cls || null }, c.label || c))));
+    for (const tr of rows.flat()) {
+      if (!(tr instanceof Element)) continue;
+      Array.from(tr.children).forEach((td, i) => { if (labels[i] && !td.dataset.label) td.dataset.label = labels[i]; });
+    }
     const tbody = h("tbody", {}, rows);
-    return h("div", { class: "table-wrap" }, h("table", { class: (opts && opts.cls) || null }, thead, tbody));
+    const cls = [(opts && opts.cls) || "", opts && opts.stack ? "stack" : ""].join(" ").trim() || null;
+    return h("div", { class: "table-wrap" }, h("table", { class: cls }, thead, tbody));
   }
 
   function qs(params) {
@@ -279,5 +315,5 @@ const NCT = (() => {
   const jobUrl = (name) => `/ui/jobs/${encodeURIComponent(name)}`;
 
   return { api, ApiError, h, append, replace, $, $$, fmtBytes, fmtDuration, fmtNumber, fmtTime, badge, progressBar, pct,
-           errorBox, showAlert, toast, emptyState, table, qs, every, ACTIVE, list, jobUrl, progressInfo, serverHealth, authFetch, authHeaders, readSSE };
+           errorBox, showAlert, guidance, GUIDE, toast, emptyState, table, qs, every, ACTIVE, list, jobUrl, progressInfo, serverHealth, authFetch, authHeaders, readSSE };
 })();

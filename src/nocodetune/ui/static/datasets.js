@@ -81,7 +81,8 @@
       const msg = status === 201 || body.created
         ? `Uploaded ${name} as version ${v}${body.rows !== undefined && body.rows !== null ? ` · ${fmtNumber(body.rows)} rows` : ""}.`
         : `${name} version ${v} already holds exactly this file; nothing changed.`;
-      replace(result, h("div", { class: "alert ok" }, msg));
+      replace(result, h("div", { class: "alert ok" }, msg, " ",
+        h("a", { id: "train-new", href: `/ui/jobs/new?dataset=${encodeURIComponent(`${body.name || name}@${v}`)}` }, "Train a model on it →")));
       toast(msg);
       chooseFile(null);
       input.value = "";
@@ -129,11 +130,12 @@
         h("td", {}, tagsOf(m).map((t) => h("span", { class: "tag" }, t.trim()))),
         h("td", { class: "hide-narrow" }, fmtTime(m.created_at || m.created)),
         h("td", {}, h("div", { class: "actions" },
+          h("a", { class: "btn small primary", href: `/ui/jobs/new?dataset=${encodeURIComponent(`${ds.name}@${ds.latest ?? m.version}`)}` }, "Train on this"),
           h("button", { type: "button", class: "btn small", onclick: () => openPreview(ds.name, ds.latest ?? m.version) }, "Preview"),
           h("a", { class: "btn small ghost", href: `/api/files/${encodeURIComponent(ds.name)}/versions/${ds.latest ?? m.version}/download`, download: "" }, "Download"),
           h("button", { type: "button", class: "btn small danger-outline", onclick: () => deleteDataset(ds.name) }, "Delete"))));
     });
-    replace(box, table(["Name", "Version", { label: "Size", cls: "num" }, { label: "Rows", cls: "num" }, "Format", "Tags", { label: "Added", cls: "hide-narrow" }, "Actions"], rows));
+    replace(box, table(["Name", "Version", { label: "Size", cls: "num" }, { label: "Rows", cls: "num" }, "Format", "Tags", { label: "Added", cls: "hide-narrow" }, "Actions"], rows, { stack: true }));
   }
 
   async function deleteDataset(name, force) {
@@ -212,7 +214,17 @@
   });
 
   loadList().then(() => {
-    const want = new URLSearchParams(location.search).get("dataset");
-    if (want && state.datasets.some((d) => d.name === want)) openPreview(want);
+    const query = new URLSearchParams(location.search);
+    const want = query.get("dataset");
+    if (!want) return;
+    if (state.datasets.some((d) => d.name === want)) {
+      const v = Number(query.get("version"));
+      const ds = state.datasets.find((d) => d.name === want);
+      openPreview(want, (ds.versions || []).some((x) => x.version === v) ? v : undefined);
+    } else {
+      // A link from a job whose dataset was deleted since: say so instead of showing nothing.
+      replace($("#upload-result"), h("div", { class: "alert warn", id: "deleted-notice", role: "status" },
+        `The dataset “${want}” was deleted. Jobs that used it keep their own copy of the data; upload it again to train new jobs on it.`));
+    }
   });
 })();

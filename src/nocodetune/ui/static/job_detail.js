@@ -1,21 +1,25 @@
-/* Job detail page: live progress and loss curves from the job's event stream (SSE),
-   the log tail, effective config with sources, lineage, outputs, metrics, samples,
-   and the actions run / cancel / resume / clone / delete / serve. */
+/* Job page: live progress from the job's event stream (SSE) with an ETA that counts down
+   between events and a sign of life from heartbeats, every logged point on the loss and
+   learning-rate charts, a log in plain words (raw log one click away), results, outputs,
+   samples, lineage, data and settings, and the actions the status allows. */
 "use strict";
 (() => {
-  const { api, h, $, $$, replace, badge, pct, fmtBytes, fmtDuration, fmtNumber, fmtTime, toast, errorBox, emptyState, table, every, ACTIVE, list, jobUrl } = NCT;
+  const { api, h, $, $$, replace, badge, pct, fmtBytes, fmtDuration, fmtNumber, fmtTime, toast, emptyState, table, every, ACTIVE, list, jobUrl } = NCT;
+  const L = NCT_LABELS;
   const name = $("#job-root").dataset.job;
   const enc = encodeURIComponent(name);
-  const RUNNABLE = new Set(["created", "failed", "cancelled"]);
-  const RESUMABLE = new Set(["failed", "cancelled"]);
-  const state = { detail: null, status: null, train: { x: [], y: [] }, evalc: { x: [], y: [] }, seen: new Set(), es: null, lastId: null,
-    chartDirty: false, chartReady: false, stage: "", loaded: { metrics: false, outputs: false, samples: false } };
+  const PREF = ["rewards_chosen", "rewards_rejected", "rewards_margins", "rewards_accuracies"];
+  const fresh = () => ({ loss: new Map(), evalLoss: new Map(), lr: new Map(), pref: Object.fromEntries(PREF.map((k) => [k, new Map()])) });
+  const state = {
+    detail: null, status: null, curves: fresh(), seen: new Set(), stream: null, lastId: null, dirty: true,
+    // what the latest events said: progress, ETA (with the time it was said), stage, last sign of life
+    live: { step: null, total: null, fraction: null, eta: null, etaAt: null, loss: null, tps: null, stage: null, beat: null, lastEventAt: null },
+    checkpointStep: null, lines: [], loaded: { outputs: false }, datasetsExisting: null,
+  };
 
-  // ---- detail ---------------------------------------------------------------------------
-  const configOf = (d) => d.config || (d.resolved && d.resolved.config) || {};
-  const sourcesOf = (d) => d.sources || (d.resolved && d.resolved.sources) || {};
-  const lineageOf = (d) => d.lineage || (d.resolved && d.resolved.lineage) || {};
-  const datasetsOf = (d) => d.datasets || (d.resolved && d.resolved.datasets) || [];
+  // ---- detail -------------------------------------------------------------------------------
+  const configOf = (d) => d.config || {};
+  const lineageOf = (d) => d.lineage || {};
 
   async function loadDetail() {
     let d;
@@ -33,13 +37,19 @@
     const prev = state.status;
     state.detail = d;
     state.status = d.status || "created";
+    const p = d.progress || {};
+    // The registry's figures are a floor; newer events (below) take over when they arrive.
+    for (const [k, v] of [["step", p.step], ["total", p.total_steps], ["fraction", p.progress], ["loss", p.loss], ["tps", p.tokens_per_second]]) {
+      if (v !== null && v !== undefined && (state.live[k] === null || k === "total")) state.live[k] = v;
+    }
+    if (state.live.eta === null && p.eta_seconds !== null && p.eta_seconds !== undefined) { state.live.eta = p.eta_seconds; state.live.etaAt = Date.now() / 1000; }
     renderHeader(d);
-    renderProgress(d);
-    if (!state.configRendered) { renderConfig(); renderLineage(d); renderDatasets(d); state.configRendered = true; }
-    else renderLineage(d);
-    // Outputs, metrics and samples change when a run ends: load them then (and once at start).
+    renderProgress();
+    if (!state.configRendered) { renderConfig(); renderDatasets(d); state.configRendered = true; }
+    renderLineage(d);
     if (prev !== state.status || !state.loaded.outputs) loadResults();
-    if (ACTIVE.has(state.status) && !state.es) openStream();
+    if (ACTIVE.has(state.status) && !state.stream) openStream();
+    if (state.status === "queued") explainQueue();
     return d;
   }
 
@@ -48,103 +58,226 @@
     replace($("#job-status"), badge(status));
     $("#job-status").className = "";
     $("#job-desc").textContent = configOf(d).description || d.description || "";
-    const enable = { run: RUNNABLE.has(status), resume: RESUMABLE.has(status), cancel: ACTIVE.has(status),
-      serve: status === "succeeded", delete: !ACTIVE.has(status) };
+    // One way to start again, named for what it does: the trainer continues from the last checkpoint when there is one.
+    const again = ["failed", "cancelled", "paused"].includes(status);
+    const resumable = again && state.checkpointStep !== null;
+    const enable = { run: status === "created" || (again && !resumable), resume: resumable, cancel: ACTIVE.has(status), serve: status === "succeeded", delete: !ACTIVE.has(status) };
     for (const b of $$("#job-actions [data-action]")) {
       const on = enable[b.dataset.action];
       b.disabled = !on;
-      b.hidden = !on && b.dataset.action !== "delete"; // show what the status allows; delete stays visible
+      b.hidden = !on && b.dataset.action !== "delete";
     }
+    $('#job-actions [data-action="run"]').textContent = status === "created" ? "Run" : "Run again from the start";
+    $('#job-actions [data-action="resume"]').textContent = resumable ? `Resume from step ${state.checkpointStep}` : "Resume";
+    $('#job-actions [data-action="cancel"]').textContent = status === "queued" ? "Take off the queue" : "Stop";
+    $("#action-help").textContent = {
+      created: "Run starts training; you can follow it here.",
+      queued: "Waiting for a free training slot…",
+      running: "Stop saves a checkpoint of the steps done so far, so you can resume later.",
+      succeeded: "Chat with it starts a model server and opens the Playground. Clone makes a new job with these settings to try something else.",
+      failed: resumable ? `Resume continues from the checkpoint saved at step ${state.checkpointStep}. Fix the problem first (Clone lets you change settings).` : "No checkpoint was saved, so running again starts from the beginning. Clone lets you change settings first.",
+      cancelled: resumable ? `Resume continues from the checkpoint saved at step ${state.checkpointStep}.` : "It stopped before saving a checkpoint, so running again starts from the beginning.",
+      paused: resumable ? `Resume continues from the checkpoint saved at step ${state.checkpointStep}.` : "Running again starts from the beginning.",
+    }[status] || "";
     const errBox = $("#job-error");
     if (status === "failed" && (d.error || d.error_kind)) {
-      NCT.showAlert(errBox, { message: `Training failed${d.error_kind ? ` (${d.error_kind})` : ""}: ${d.error || "see the log"}`, hint: d.hint || d.error_hint });
-    } else errBox.hidden = true;
+      NCT.showAlert(errBox, { message: `Training failed: ${d.error || "see the log"}`, hint: state.failHint });
+    } else if (errBox.dataset.kind !== "action") errBox.hidden = true;
   }
 
-  function renderProgress(d) {
-    const info = NCT.progressInfo(d);
-    const p = pct(info.fraction, state.status);
+  /** What a queued job waits for: the jobs training now (they hold the slots). */
+  async function explainQueue() {
+    try {
+      const running = list(await api("GET", "/api/jobs?status=running&limit=20")).map((j) => j.name).filter((n) => n !== name);
+      if (state.status !== "queued") return;
+      replace($("#action-help"), running.length
+        ? ["Waiting for a free training slot: ", ...running.flatMap((n, i) => [i ? ", " : "", h("a", { href: jobUrl(n) }, n)]), running.length === 1 ? " is training now. It starts when that one ends." : " are training now."]
+        : "Waiting for a free training slot; it starts in a moment.");
+    } catch (e) { /* keep the short text */ }
+  }
+
+  /** What the trainer is doing, in words: its own text (written for people) with any count it sent. */
+  function stageText(ev) {
+    const STAGES = { samples_before: "Answering sample prompts before training", samples_after: "Answering sample prompts after training",
+      starting: "Starting", "loading model": "Loading the model", tokenizing: "Preparing the examples", "reading data": "Reading the data",
+      train: "Training", training: "Training", saving: "Saving the model", evaluating: "Evaluating" };
+    const done = ev.done ?? ev.current ?? null;
+    const total = ev.total ?? null;
+    const count = done !== null && total ? ` (${done} of ${total})` : "";
+    const text = ev.text ? L.humanize(ev.text) : "";
+    if (text) return `${text.charAt(0).toUpperCase()}${text.slice(1)}${count}`;
+    return `${ev.stage ? STAGES[ev.stage] || L.words(ev.stage) : "Working"}${count}`;
+  }
+
+  /** The ETA, counted down from when it was said; null when unknown. */
+  function etaNow() {
+    const { eta, etaAt } = state.live;
+    if (eta === null || etaAt === null) return null;
+    return Math.max(0, eta - (Date.now() / 1000 - Math.min(etaAt, Date.now() / 1000)));
+  }
+
+  function renderProgress() {
+    const live = state.live;
+    const active = ACTIVE.has(state.status);
+    const fraction = live.fraction ?? (live.step !== null && live.total ? live.step / live.total : 0);
+    const p = pct(fraction, state.status);
     const bar = $("#job-progress");
     bar.value = p;
     bar.className = state.status === "succeeded" ? "done" : state.status === "failed" ? "failed" : "";
     bar.setAttribute("aria-valuetext", `${p}%`);
     $("#job-progress-text").textContent = `${p}%`;
-    const lastLoss = info.loss ?? (state.train.y.length ? state.train.y[state.train.y.length - 1] : null);
+    const eta = etaNow();
+    const lastLoss = live.loss ?? null;
     const facts = [
-      ["Status", state.status],
-      ["Step", info.step !== null ? `${info.step}${info.total ? ` / ${info.total}` : ""}` : info.total ? `0 / ${info.total}` : "–"],
-      ["ETA", ACTIVE.has(state.status) ? fmtDuration(info.eta) : "–"],
-      ["Loss", fmtNumber(lastLoss)],
-      ["Tokens / s", info.tps !== null ? fmtNumber(info.tps, 0) : "–"],
-      ["Base", d.base || lineageOf(d).base || "–"],
-      ["Method", configOf(d).method || "–"],
-      ["Created", fmtTime(d.created_at || (d.resolved && d.resolved.created_at))],
-      ["Finished", fmtTime(d.finished_at)],
+      ["Step", live.step !== null ? `${live.step}${live.total ? ` of ${live.total}` : ""}` : live.total ? `0 of ${live.total}` : "–", "step"],
+      ["Time left", active ? (eta === null ? "estimating…" : eta < 1 ? "any moment now" : `about ${fmtDuration(eta)}`) : "–", "eta"],
+      ["Loss", fmtNumber(lastLoss), "loss"],
+      ["Speed", live.tps !== null ? `${fmtNumber(live.tps, 0)} tokens/s` : "–", "speed"],
+      ["Method", L.choice(configOf(state.detail || {}).method), "method"],
+      ["Started", fmtTime(state.detail && state.detail.started_at), "started"],
+      ["Finished", fmtTime(state.detail && state.detail.finished_at), "finished"],
     ];
-    replace($("#job-stats"), facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", { "data-stat": k.toLowerCase() }, v))));
+    replace($("#job-stats"), facts.map(([k, v, key]) => h("div", {}, h("dt", {}, k), h("dd", { "data-stat": key }, v))));
+    // The stage line: what the trainer does right now, and that it is alive.
+    let stage = "";
+    if (state.status === "queued") stage = "Queued.";
+    else if (active) {
+      const beat = live.beat;
+      if (beat && beat.at >= (live.stageAt || 0) && beat.at >= (live.stepAt || 0)) {
+        const now = Date.now() / 1000;
+        const training = ["train", "training"].includes(beat.stage);
+        if (training && live.stepAt) {
+          stage = `Training step ${(beat.step ?? live.step ?? 0) + 1}${live.total ? ` of ${live.total}` : ""} — still working, ${fmtDuration(now - live.stepAt)} into this step.`;
+        } else {
+          const what = live.stage && !training ? live.stage : stageText({ stage: beat.stage });
+          stage = `${what} — still working, ${fmtDuration(beat.elapsed + (now - beat.at))} so far.`;
+        }
+      } else if (live.stage && (live.stageAt || 0) > (live.stepAt || 0)) stage = `${live.stage}…`;
+      else if (live.step !== null) stage = `Training: step ${live.step}${live.total ? ` of ${live.total}` : ""} done.`;
+      else stage = "Starting…";
+    } else if (state.status === "succeeded") stage = "Finished.";
+    else if (state.status === "cancelled") stage = "Stopped.";
+    else if (state.status === "paused") stage = "Paused.";
+    else if (state.status === "failed") stage = "Failed.";
+    $("#job-stage").textContent = stage;
+    $("#job-alive").textContent = active && live.lastEventAt ? `last update ${fmtDuration(Math.max(0, Date.now() / 1000 - live.lastEventAt))} ago` : "";
   }
 
-  // ---- live events ------------------------------------------------------------------------
+  // ---- live events ------------------------------------------------------------------------------
+  function addLine(ev, text, cls) {
+    state.lines.push({ time: ev.time, text, cls: cls || ev.type });
+    const ol = $("#log-readable");
+    const t = ev.time ? new Date(ev.time * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "";
+    ol.append(h("li", { class: `line line-${cls || ev.type}`, "data-type": ev.type }, h("time", {}, t), " ", text));
+    if ($("#log-follow").checked) ol.scrollTop = ol.scrollHeight;
+  }
+
   function onEvent(ev) {
     const key = `${ev.run}:${ev.type}:${ev.step}:${ev.time}`;
     if (state.seen.has(key)) return; // a reconnect may replay events
     state.seen.add(key);
-    if (ev.type === "started") {
-      if (state.train.x.length && (ev.resumed_from === undefined || ev.resumed_from === null)) {
-        state.train = { x: [], y: [] }; state.evalc = { x: [], y: [] }; // a fresh run starts a fresh curve
+    const live = state.live;
+    if (ev.time) live.lastEventAt = Math.max(live.lastEventAt || 0, ev.time);
+    const step = typeof ev.step === "number" ? ev.step : null;
+    if (["started", "progress", "log", "heartbeat", "message"].includes(ev.type) && ["queued", "created"].includes(state.status) && state.stream) {
+      state.status = "running"; // the registry catches up within a poll; the events are first
+      if (state.detail) renderHeader(state.detail);
+    }
+    switch (ev.type) {
+      case "started": {
+        if (!ev.resumed_from) state.curves = fresh(); // a fresh run draws a fresh curve
+        Object.assign(live, { step: ev.resumed_from ? live.step : 0, total: ev.total_steps ?? live.total, fraction: ev.resumed_from ? live.fraction : 0, eta: null, etaAt: null, stage: null, beat: null });
+        state.dirty = true;
+        const what = [ev.total_steps ? `${ev.total_steps} steps` : null, ev.num_train_examples ? `${ev.num_train_examples} training examples` : null,
+          ev.num_eval_examples ? `${ev.num_eval_examples} for evaluation` : null].filter(Boolean).join(", ");
+        addLine(ev, ev.resumed_from ? `Run ${ev.run ?? ""} resumed from the last checkpoint${what ? ` (${what})` : ""}.` : `Run ${ev.run ?? ""} started${what ? `: ${what}` : ""}${ev.method ? `, ${L.choice(ev.method)}` : ""}.`);
+        break;
       }
-      state.stage = "started";
-    } else if (ev.type === "log" && typeof ev.loss === "number") {
-      state.train.x.push(ev.step); state.train.y.push(ev.loss); state.chartDirty = true;
-      if (state.detail) {
-        const d = state.detail;
-        d.progress = { ...(typeof d.progress === "object" && d.progress ? d.progress : {}), step: ev.step, total_steps: ev.total_steps,
-          loss: ev.loss, progress: ev.progress, eta_seconds: ev.eta_seconds, tokens_per_second: ev.tokens_per_second };
-        if (ev.step && ev.total_steps && (ev.progress === undefined || ev.progress === null)) d.progress.progress = ev.step / ev.total_steps;
-        if (state.status === "queued" || state.status === "created") state.status = "running";
-        renderProgress(d);
-      }
-    } else if (ev.type === "eval" && typeof ev.eval_loss === "number") {
-      state.evalc.x.push(ev.step); state.evalc.y.push(ev.eval_loss); state.chartDirty = true;
-    } else if (ev.type === "message") {
-      state.stage = ev.text || ev.stage || "";
-    } else if (["finished", "failed", "cancelled"].includes(ev.type)) {
-      state.stage = ev.type === "failed" ? `failed: ${ev.error || ""}` : ev.type;
+      case "message":
+        live.stage = stageText(ev); live.stageAt = ev.time || Date.now() / 1000;
+        addLine(ev, `${live.stage}.`);
+        break;
+      case "heartbeat":
+        live.beat = { stage: ev.stage, step: ev.step ?? null, elapsed: Number(ev.elapsed_seconds) || 0, at: ev.time || Date.now() / 1000 };
+        break;
+      case "progress":
+      case "log":
+        if (step !== null) { live.step = step; live.stepAt = ev.time || Date.now() / 1000; }
+        if (ev.total_steps) live.total = ev.total_steps;
+        if (typeof ev.progress === "number") live.fraction = ev.progress;
+        else if (step !== null && live.total) live.fraction = step / live.total;
+        if (typeof ev.eta_seconds === "number") { live.eta = ev.eta_seconds; live.etaAt = ev.time || Date.now() / 1000; }
+        if (typeof ev.tokens_per_second === "number") live.tps = ev.tokens_per_second;
+        if (ev.type === "log") {
+          if (typeof ev.loss === "number") { live.loss = ev.loss; state.curves.loss.set(step, ev.loss); }
+          if (typeof ev.learning_rate === "number") state.curves.lr.set(step, ev.learning_rate);
+          for (const k of PREF) if (typeof ev[k] === "number") state.curves.pref[k].set(step, ev[k]);
+          state.dirty = true;
+          const parts = [`Step ${step}${ev.total_steps ? `/${ev.total_steps}` : ""}`, typeof ev.loss === "number" ? `loss ${fmtNumber(ev.loss, 4)}` : null,
+            typeof ev.learning_rate === "number" ? `learning rate ${fmtNumber(ev.learning_rate)}` : null,
+            typeof ev.tokens_per_second === "number" ? `${fmtNumber(ev.tokens_per_second, 0)} tokens/s` : null,
+            typeof ev.rewards_accuracies === "number" ? `preferred answer ranked first ${Math.round(ev.rewards_accuracies * 100)}%` : null];
+          addLine(ev, parts.filter(Boolean).join(" · "));
+        }
+        break;
+      case "eval":
+        if (typeof ev.eval_loss === "number") { state.curves.evalLoss.set(step, ev.eval_loss); state.dirty = true; }
+        addLine(ev, `Evaluation at step ${step}: loss ${fmtNumber(ev.eval_loss, 4)}${typeof ev.perplexity === "number" ? `, perplexity ${fmtNumber(ev.perplexity, 2)}` : ""}.`);
+        break;
+      case "checkpoint":
+        state.checkpointStep = step;
+        addLine(ev, `Checkpoint saved at step ${step}.`);
+        break;
+      case "sample":
+        break;
+      case "finished":
+        live.fraction = 1; live.eta = 0; live.etaAt = ev.time;
+        addLine(ev, "Finished: the trained model is saved.", "finished");
+        break;
+      case "failed":
+        state.failHint = ev.hint;
+        addLine(ev, `Failed: ${L.humanize(ev.error || "see the raw log")}`, "failed");
+        break;
+      case "cancelled":
+      case "paused":
+        if (ev.checkpoint && step) state.checkpointStep = step;
+        addLine(ev, `${ev.type === "paused" ? "Paused" : "Stopped"} at step ${step ?? 0}${ev.checkpoint && step ? "; a checkpoint was saved" : ""}.`, "cancelled");
+        break;
+      default:
+        break;
+    }
+    if (["finished", "failed", "cancelled", "paused"].includes(ev.type)) {
       closeStream();
       setTimeout(loadDetail, 300); // the registry may lag the event by a moment
     }
-    $("#job-stage").textContent = state.stage;
   }
 
   /** Follow the event stream; reconnect from the last id while the job is active. */
   async function openStream() {
-    if (state.es) return;
+    if (state.stream) return;
     const abort = new AbortController();
-    state.es = abort;
+    state.stream = abort;
     try {
-      while (state.es === abort) {
+      while (state.stream === abort) {
         const url = `/api/jobs/${enc}/events${state.lastId ? `?after=${encodeURIComponent(state.lastId)}` : ""}`;
-        try {
-          await NCT.readSSE(url, onMessage, abort.signal);
-        } catch (e) {
-          if (abort.signal.aborted) return;
-        }
-        // The server ends the stream once the job is no longer active.
-        if (!ACTIVE.has(state.status)) break;
+        try { await NCT.readSSE(url, onMessage, abort.signal); } catch (e) { if (abort.signal.aborted) return; }
+        if (!ACTIVE.has(state.status)) break; // the server ends the stream once the job is no longer active
         await new Promise((r) => setTimeout(r, 2000));
       }
     } finally {
-      if (state.es === abort) state.es = null;
+      if (state.stream === abort) state.stream = null;
     }
   }
 
   function onMessage(msg) {
     if (msg.id) state.lastId = msg.id;
-    try { onEvent(JSON.parse(msg.data)); } catch (e) { /* not an event */ }
+    let ev;
+    try { ev = JSON.parse(msg.data); } catch (e) { return; }
+    onEvent(ev);
   }
 
   function closeStream() {
-    if (state.es) { state.es.abort(); state.es = null; }
+    if (state.stream) { state.stream.abort(); state.stream = null; }
   }
 
   /** Past events of a job that is not running (the stream replays them and ends). */
@@ -153,44 +286,54 @@
     const abort = new AbortController();
     setTimeout(() => abort.abort(), 15000); // a run that died without a final event may never end its stream
     try { await NCT.readSSE(`/api/jobs/${enc}/events`, onMessage, abort.signal); } catch (e) { /* the chart stays empty */ }
+    renderHeader(state.detail);
   }
 
-  // ---- chart ----------------------------------------------------------------------------------
-  function drawChart() {
-    if (!state.chartDirty || !window.Plotly) return;
-    state.chartDirty = false;
-    const has = state.train.x.length || state.evalc.x.length;
+  // ---- charts ----------------------------------------------------------------------------------------
+  function drawCharts() {
+    if (!state.dirty || !window.Plotly) return;
+    state.dirty = false;
+    const c = state.curves;
+    const has = c.loss.size || c.evalLoss.size;
     $("#loss-empty").hidden = Boolean(has);
-    if (!has) return;
-    const traces = [
-      { x: state.train.x, y: state.train.y, name: "train loss", mode: "lines+markers", line: { color: "#4f46e5", width: 2 }, marker: { size: 4 } },
-      { x: state.evalc.x, y: state.evalc.y, name: "eval loss", mode: "lines+markers", line: { color: "#f97316", width: 2, dash: "dot" }, marker: { size: 7 } },
-    ];
-    const layout = { margin: { l: 48, r: 12, t: 8, b: 40 }, xaxis: { title: { text: "step" }, rangemode: "tozero" }, yaxis: { title: { text: "loss" } },
-      legend: { orientation: "h", y: 1.12 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { size: 11 } };
-    Plotly.react("loss-chart", traces, layout, { responsive: true, displaylogo: false, displayModeBar: false });
-    state.chartReady = true;
+    $("#loss-chart").hidden = !has;
+    if (has) {
+      NCT_CHARTS.draw($("#loss-chart"), [NCT_CHARTS.trace(c.loss, "training loss", 0), NCT_CHARTS.trace(c.evalLoss, "evaluation loss", 1, { dash: "dot", size: 8 })], "loss");
+      $("#loss-chart").dataset.points = String(c.loss.size);
+    }
+    if (c.lr.size && $("#more-charts").open) NCT_CHARTS.draw($("#lr-chart"), [NCT_CHARTS.trace(c.lr, "learning rate", 2)], "learning rate", { showlegend: false });
+    const prefs = PREF.filter((k) => c.pref[k].size);
+    $("#pref-summary").hidden = !prefs.length;
+    $("#pref-chart").hidden = !prefs.length;
+    if (prefs.length && $("#more-charts").open) {
+      NCT_CHARTS.draw($("#pref-chart"), prefs.map((k, i) => NCT_CHARTS.trace(c.pref[k], k.replace("rewards_", "reward: ").replace("_", " "), i + 3)), "preference");
+    }
   }
+  $("#more-charts").addEventListener("toggle", () => { state.dirty = true; drawCharts(); });
 
-  // ---- log tail ---------------------------------------------------------------------------------
-  async function loadLogs() {
+  // ---- raw log ----------------------------------------------------------------------------------------
+  async function loadRawLog() {
+    if ($("#log-raw").hidden) return;
     let text = "";
     try {
-      const resp = await NCT.authFetch(`/api/jobs/${enc}/logs?tail=200`);
-      if (!resp.ok) return;
-      const type = resp.headers.get("content-type") || "";
-      if (type.includes("json")) {
-        const data = await resp.json();
-        text = typeof data === "string" ? data : Array.isArray(data) ? data.join("\n") : Array.isArray(data.lines) ? data.lines.join("\n") : data.text || data.log || "";
-      } else text = await resp.text();
+      const data = await api("GET", `/api/jobs/${enc}/logs?tail=300`);
+      text = (data.lines || []).join("\n");
     } catch (e) { return; }
-    const pre = $("#log-tail");
+    const pre = $("#log-raw");
     if (pre.textContent === text) return;
     pre.textContent = text || "No log yet.";
     if ($("#log-follow").checked) pre.scrollTop = pre.scrollHeight;
   }
+  $("#raw-toggle").addEventListener("click", () => {
+    const raw = $("#log-raw").hidden;
+    $("#log-raw").hidden = !raw;
+    $("#log-readable").hidden = raw;
+    $("#raw-toggle").setAttribute("aria-pressed", String(raw));
+    $("#raw-toggle").textContent = raw ? "Show in plain words" : "Show raw log";
+    loadRawLog();
+  });
 
-  // ---- results ------------------------------------------------------------------------------------
+  // ---- results -------------------------------------------------------------------------------------------
   async function loadResults() {
     state.loaded.outputs = true;
     await Promise.all([loadMetrics(), loadOutputs(), loadSamples()]);
@@ -205,53 +348,48 @@
     return out;
   }
 
+  const METRIC_LABELS = { train_loss: "Training loss (final)", eval_loss: "Evaluation loss", perplexity: "Perplexity", heldout_score_before: "Held-out score before",
+    heldout_score_after: "Held-out score after", global_step: "Steps trained", epochs: "Epochs", tokens_per_second: "Speed (tokens/s)",
+    train_runtime_seconds: "Training time", num_train_examples: "Training examples", num_eval_examples: "Evaluation examples" };
+
   async function loadMetrics() {
     let m;
     try { m = await api("GET", `/api/jobs/${enc}/metrics`); } catch (e) { return; }
-    // {metrics, history}: the history feeds the chart; the table shows the final metrics.
-    const rows = flatten(m && "history" in m ? m.metrics || {} : m, "", []);
+    const rows = flatten((m && m.metrics) || {}, "", []).filter(([, v]) => !(Array.isArray(v) && v.some((x) => x && typeof x === "object")));
     if (!rows.length) return;
-    const shown = rows.filter(([, v]) => !(Array.isArray(v) && v.some((x) => x && typeof x === "object"))); // per-step history is the chart
+    const show = (k, v) => (v === null || v === undefined ? "–" : k.endsWith("_seconds") && typeof v === "number" ? fmtDuration(v) : typeof v === "number" ? fmtNumber(v) : Array.isArray(v) ? v.join(", ") || "–" : String(v));
     const row = ([k, v]) => {
-      const text = v === null || v === undefined ? "–" : typeof v === "number" ? fmtNumber(v) : Array.isArray(v) ? v.join(", ") || "–" : String(v);
-      return h("tr", { "data-metric": k }, h("td", {}, k), h("td", { class: "cell tabular", title: text.length > 48 ? text : null }, text.length > 48 ? `${text.slice(0, 45)}…` : text));
+      const text = show(k, v);
+      return h("tr", { "data-metric": k }, h("td", { title: k }, METRIC_LABELS[k] || L.words(k)), h("td", { class: "cell tabular", title: text.length > 48 ? text : null }, text.length > 48 ? `${text.slice(0, 45)}…` : text));
     };
-    // What people compare between runs first; everything else one click away.
-    const KEY = ["train_loss", "eval_loss", "perplexity", "heldout_score_before", "heldout_score_after", "global_step", "epochs",
-      "tokens_per_second", "train_runtime_seconds", "num_train_examples", "num_eval_examples"];
-    const key = KEY.map((k) => shown.find(([n]) => n === k)).filter((r) => r && r[1] !== null && r[1] !== undefined);
-    const rest = shown.filter((r) => !key.includes(r));
-    replace($("#metrics"), table(["Metric", "Value"], key.map(row)),
-      rest.length ? h("details", { class: "advanced" }, h("summary", {}, `All metrics (${rest.length} more)`), table(["Metric", "Value"], rest.map(row))) : null);
+    const key = Object.keys(METRIC_LABELS).map((k) => rows.find(([n]) => n === k)).filter((r) => r && r[1] !== null && r[1] !== undefined);
+    const rest = rows.filter((r) => !key.includes(r));
+    replace($("#metrics"), key.length ? table(["Result", "Value"], key.map(row)) : null,
+      rest.length ? h("details", { class: "advanced" }, h("summary", {}, `All figures (${rest.length} more)`), table(["Figure", "Value"], rest.map(row))) : null);
   }
 
   async function loadOutputs() {
-    let data;
-    try { data = await api("GET", `/api/jobs/${enc}/outputs`); } catch (e) { return; }
-    const files = (Array.isArray(data) ? data : data.files || data.items || []).map((f) => (typeof f === "string" ? { path: f } : f))
-      .filter((f) => !f.is_dir && f.type !== "dir");
+    let files;
+    try { files = list(await api("GET", `/api/jobs/${enc}/outputs`)); } catch (e) { return; }
     if (!files.length) return;
     const href = (p) => `/api/jobs/${enc}/outputs/${String(p).split("/").map(encodeURIComponent).join("/")}`;
-    const rows = (fs) => fs.map((f) => h("tr", {}, h("td", { class: "cell" }, h("a", { href: href(f.path || f.name), download: "" }, f.path || f.name)),
-      h("td", { class: "num" }, fmtBytes(f.size ?? f.size_bytes))));
+    const rows = (fs) => fs.map((f) => h("tr", {}, h("td", { class: "cell path" }, h("a", { href: href(f.path), download: "" }, f.path)), h("td", { class: "num" }, fmtBytes(f.size))));
     // Checkpoints are for resuming; keep them out of the way of the model and the reports.
-    const isCkpt = (f) => String(f.path || f.name).startsWith("checkpoints/");
+    const isCkpt = (f) => String(f.path).startsWith("checkpoints/");
     const main = files.filter((f) => !isCkpt(f));
     const ckpts = files.filter(isCkpt);
-    replace($("#outputs"), table(["File", { label: "Size", cls: "num" }], rows(main)),
+    replace($("#outputs"), main.length ? table(["File", { label: "Size", cls: "num" }], rows(main)) : null,
       ckpts.length ? h("details", { class: "advanced" }, h("summary", {}, `Checkpoints (${ckpts.length} files)`), table(["File", { label: "Size", cls: "num" }], rows(ckpts))) : null);
   }
 
   async function loadSamples() {
-    let data;
-    try { data = await api("GET", `/api/jobs/${enc}/samples`); } catch (e) { return; }
-    const items = list(data.samples ? data.samples : data);
+    let items;
+    try { items = list(await api("GET", `/api/jobs/${enc}/samples`)); } catch (e) { return; }
     if (!items.length) return;
-    // Samples come either as events per stage or as {prompt, before, after} rows; group by prompt.
     const byPrompt = new Map();
     for (const s of items) {
       const key = s.prompt ?? JSON.stringify(s.messages || "");
-      const row = byPrompt.get(key) || { prompt: key, expected: s.expected ?? null, before: null, after: null };
+      const row = byPrompt.get(key) || { prompt: key, expected: null, before: null, after: null };
       if (s.before !== undefined || s.after !== undefined) { row.before = s.before ?? row.before; row.after = s.after ?? row.after; }
       else if (s.stage === "before") row.before = s.output;
       else row.after = s.output;
@@ -273,19 +411,27 @@
     return h("pre", {}, String(t));
   }
 
-  // ---- static sections ----------------------------------------------------------------------------
+  // ---- static sections ------------------------------------------------------------------------------------
+  function sourceText(src) {
+    if (!src || src === "schema") return "default";
+    if (src === "job") return "this job";
+    const [kind, who] = src.split(":");
+    return kind === "base" ? `base ${who}` : kind === "parent" ? `parent ${who}` : src;
+  }
+
   function renderConfig() {
     const d = state.detail;
-    const sources = sourcesOf(d);
+    const sources = d.sources || {};
     const rows = flatten(configOf(d), "", []);
     const onlyChanged = $("#config-changed-only").checked;
     const shown = rows.filter(([k]) => !onlyChanged || (sources[k] && sources[k] !== "schema"));
-    if (!rows.length) { replace($("#config"), h("p", { class: "muted" }, "No resolved config.")); return; }
+    if (!rows.length) { replace($("#config"), h("p", { class: "muted" }, "No settings recorded.")); return; }
     replace($("#config"), table(["Setting", "Value", "From"], shown.map(([k, v]) => {
       const src = sources[k] || "schema";
-      return h("tr", { "data-key": k }, h("td", {}, h("code", {}, k)),
-        h("td", { class: "cell" }, v === null || v === undefined ? "–" : typeof v === "object" ? JSON.stringify(v) : String(v)),
-        h("td", {}, h("span", { class: `source ${src.split(":")[0]}` }, src)));
+      const value = v === null || v === undefined ? "–" : typeof v === "object" ? (Array.isArray(v) ? v.join(", ") || "–" : JSON.stringify(v)) : typeof v === "boolean" || /^[a-z_0-9]+$/.test(String(v)) ? L.choice(v) : String(v);
+      return h("tr", { "data-key": k }, h("td", { title: k }, L.field(k)),
+        h("td", { class: "cell" }, value),
+        h("td", {}, h("span", { class: `source ${src.split(":")[0]}`, "data-source": src }, sourceText(src))));
     })));
   }
 
@@ -293,51 +439,67 @@
 
   function renderLineage(d) {
     const lin = lineageOf(d);
-    const children = d.children || lin.children || [];
-    const baseChain = lin.base_chain && lin.base_chain.length ? lin.base_chain : lin.base || d.base ? [lin.base || d.base] : [];
-    const parents = lin.parent_chain && lin.parent_chain.length ? lin.parent_chain : lin.parent || d.parent ? [lin.parent || d.parent] : [];
+    const children = lin.children || [];
+    const baseChain = lin.base_chain && lin.base_chain.length ? lin.base_chain : lin.base ? [lin.base] : [];
+    const parents = lin.parent_chain && lin.parent_chain.length ? lin.parent_chain : lin.parent ? [lin.parent] : [];
     replace($("#lineage"), h("ul", { class: "lineage-list" },
-      h("li", {}, h("span", { class: "label" }, "Base"), baseChain.length ? baseChain.join(" → ") : "–"),
-      h("li", {}, h("span", { class: "label" }, "Parents"), parents.length ? parents.flatMap((p, i) => (i ? [" → ", jobLink(p)] : [jobLink(p)])) : "none (starts from the model)"),
-      h("li", {}, h("span", { class: "label" }, "Children"), children.length ? children.flatMap((c, i) => (i ? [", ", jobLink(typeof c === "string" ? c : c.name)] : [jobLink(typeof c === "string" ? c : c.name)])) : "none"),
-      h("li", {}, h("a", { href: `/ui/jobs/new?parent=${enc}` }, "Continue training from this job (new child job) →"))));
+      h("li", {}, h("span", { class: "label" }, "Recipe"), baseChain.length ? baseChain.join(" → ") : "–"),
+      h("li", {}, h("span", { class: "label" }, "Trained from"), parents.length ? parents.flatMap((p, i) => (i ? [" → ", jobLink(p)] : [jobLink(p)])) : "the model itself"),
+      h("li", {}, h("span", { class: "label" }, "Continued by"), children.length ? children.flatMap((c, i) => (i ? [", ", jobLink(c)] : [jobLink(c)])) : "no job yet"),
+      h("li", {}, h("a", { href: `/ui/jobs/new?parent=${enc}` }, "Continue training from this job →"))));
   }
 
-  function renderDatasets(d) {
-    const ds = datasetsOf(d);
-    replace($("#datasets"), ds.length
-      ? table(["Dataset", "Format", { label: "Rows", cls: "num" }, "Columns"], ds.map((s) => h("tr", {},
-        h("td", {}, h("a", { href: `/ui/datasets?dataset=${encodeURIComponent(s.name)}` }, `${s.name}@${s.version}`)),
-        h("td", {}, s.format || "–"), h("td", { class: "num" }, fmtNumber(s.rows)), h("td", { class: "cell" }, (s.columns || []).join(", ")))))
-      : h("p", { class: "muted" }, "This job has no dataset."));
+  async function renderDatasets(d) {
+    const ds = d.datasets || [];
+    if (!ds.length) { replace($("#datasets"), h("p", { class: "muted" }, "This job has no dataset.")); return; }
+    let existing = null;
+    try { existing = new Set(list(await api("GET", "/api/files")).map((x) => x.name)); } catch (e) { /* links stay plain */ }
+    replace($("#datasets"), table(["Dataset", { label: "Rows", cls: "num" }, "Columns"], ds.map((s) => {
+      const gone = existing && !existing.has(s.name);
+      return h("tr", { "data-dataset": s.name },
+        h("td", {}, gone ? h("span", {}, `${s.name} v${s.version}`, h("span", { class: "sub" }, "Deleted from Datasets; this job keeps its own copy."))
+          : h("a", { href: `/ui/datasets?dataset=${encodeURIComponent(s.name)}&version=${s.version}` }, `${s.name} v${s.version}`)),
+        h("td", { class: "num" }, fmtNumber(s.rows)), h("td", { class: "cell" }, (s.columns || []).join(", ")));
+    })));
   }
 
-  // ---- actions --------------------------------------------------------------------------------------
+  // ---- actions -----------------------------------------------------------------------------------------------
   async function act(action, button) {
     button.disabled = true;
     try {
       if (action === "delete") {
-        if (!confirm(`Delete job "${name}" and its folder (outputs and logs included)?`)) { button.disabled = false; return; }
+        if (!confirm(`Delete job "${name}" with its outputs and logs? This cannot be undone.`)) { button.disabled = false; return; }
         await api("DELETE", `/api/jobs/${enc}`);
         toast(`Deleted ${name}.`);
         location.href = "/ui/jobs";
         return;
       }
       if (action === "serve") {
-        toast("Starting a model server for this job; loading the model can take a minute…");
+        button.textContent = "Starting a chat server… (loading the model)";
         const server = await api("POST", "/api/servers", { kind: "model", job: name });
-        const id = server.id || (server.server && server.server.id);
-        location.href = `/ui/playground?server=${encodeURIComponent(id)}`;
+        location.href = `/ui/playground?server=${encodeURIComponent(server.id)}`;
         return;
       }
-      if (action === "cancel" && !confirm(`Cancel ${name}? It saves a checkpoint so you can resume later.`)) { button.disabled = false; return; }
+      if (action === "cancel") {
+        const step = state.live.step || 0;
+        const text = state.status === "queued" ? `Take ${name} off the queue? It has not started, so nothing is lost.`
+          : step > 0 ? `Stop ${name}? It saves a checkpoint of the ${step} steps done, so you can resume later.`
+            : `Stop ${name}? It has not finished a training step yet, so there is nothing to save; running it again starts from the beginning.`;
+        if (!confirm(text)) { button.disabled = false; return; }
+      }
       await api("POST", `/api/jobs/${enc}/${action}`);
-      toast(action === "cancel" ? "Cancelling…" : action === "resume" ? "Resuming…" : "Starting…");
-      if (action !== "cancel") { state.train = { x: [], y: [] }; state.evalc = { x: [], y: [] }; state.seen.clear(); state.lastId = null; }
+      toast(action === "cancel" ? (state.status === "queued" ? "Taken off the queue." : "Stopping…") : action === "resume" ? "Resuming…" : "Starting…");
+      if (action !== "cancel") {
+        if (action === "run") { state.curves = fresh(); state.dirty = true; }
+        state.seen.clear(); state.lastId = null; replace($("#log-readable"));
+        Object.assign(state.live, { eta: null, etaAt: null, beat: null, stage: null });
+      }
+      $("#job-error").dataset.kind = "";
       closeStream();
       await loadDetail();
-      if (ACTIVE.has(state.status) && !state.es) openStream();
+      if (ACTIVE.has(state.status) && !state.stream) openStream();
     } catch (err) {
+      $("#job-error").dataset.kind = "action";
       NCT.showAlert($("#job-error"), err);
       button.disabled = false;
     }
@@ -346,6 +508,15 @@
   for (const b of $$("#job-actions [data-action]")) b.addEventListener("click", () => act(b.dataset.action, b));
   $("#config-changed-only").addEventListener("change", renderConfig);
 
+  // Export (issue 13): offered once the API has the route; nothing is shown before that.
+  async function offerExport() {
+    try {
+      const spec = await api("GET", "/openapi.json");
+      if (!spec.paths || !spec.paths["/api/jobs/{name}/export"]) return;
+      if (window.NCT_EXPORT) window.NCT_EXPORT.mount($("#export-slot"), name);
+    } catch (e) { /* no export on this server */ }
+  }
+
   let stops = [];
   function stopPolling() { stops.forEach((s) => s()); stops = []; }
 
@@ -353,19 +524,15 @@
     try {
       const d = await loadDetail();
       if (!d) return;
-      if (!ACTIVE.has(state.status)) loadHistory();
-      state.chartDirty = true;
-      drawChart();
-      loadLogs();
+      if (!ACTIVE.has(state.status)) await loadHistory();
+      drawCharts();
     } catch (err) {
       NCT.showAlert($("#job-error"), err);
     }
-    stops.push(every(500, async () => drawChart()));
-    stops.push(every(2000, async () => { if (ACTIVE.has(state.status)) await loadLogs(); }));
-    stops.push(every(3000, async () => {
-      const before = state.status;
-      await loadDetail();
-      if (before !== state.status) loadLogs();
-    }));
+    offerExport();
+    stops.push(every(400, async () => drawCharts()));
+    stops.push(every(1000, async () => { if (ACTIVE.has(state.status)) renderProgress(); }));
+    stops.push(every(2000, async () => { if (ACTIVE.has(state.status)) await loadRawLog(); }));
+    stops.push(every(3000, async () => { await loadDetail(); }));
   })();
 })();

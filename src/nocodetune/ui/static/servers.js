@@ -17,6 +17,16 @@
     }
   }
 
+  async function loadModels() {
+    const sel = $("#server-model");
+    try {
+      const models = ((await api("GET", "/api/models")).models || []).filter((m) => m.source);
+      replace(sel, h("option", { value: "" }, models.length ? "(or choose a model)" : "No models found"), models.map((m) => h("option", { value: m.source }, m.name)));
+    } catch (err) {
+      replace(sel, h("option", { value: "" }, "Could not load models"));
+    }
+  }
+
   const health = NCT.serverHealth;
   const urlOf = (s) => s.url || (s.port ? `http://${s.host || "127.0.0.1"}:${s.port}` : "");
 
@@ -29,29 +39,30 @@
       return;
     }
     if (!state.servers.length) {
-      replace(box, emptyState("No servers running", "Start a model server above for a trained job, then chat with it in the Playground."));
+      replace(box, emptyState("No servers running", "Start a chat server above for a trained job or a model, then talk to it in the Playground."));
       return;
     }
-    replace(box, table(["Server", "Health", "Serves", "Address", { label: "Started", cls: "hide-narrow" }, "Actions"], state.servers.map((s) => {
+    replace(box, table(["Serves", "Health", "Address", { label: "Started", cls: "hide-narrow" }, "Actions"], state.servers.map((s) => {
       const hl = health(s);
       const isModel = (s.kind || "model") === "model";
+      const title = s.job ? `job ${s.job}` : isModel ? (s.serves || `model ${s.model || ""}`) : s.serves || s.kind;
       return h("tr", { "data-server": s.id },
-        h("td", {}, h("strong", {}, s.id), h("span", { class: "sub" }, `${s.kind || "model"}${s.pid ? ` · pid ${s.pid}` : ""}`)),
+        h("td", {}, s.job ? h("a", { href: NCT.jobUrl(s.job) }, h("strong", {}, title)) : h("strong", {}, title), h("span", { class: "sub" }, isModel ? "chat server" : `${s.kind} server`)),
         h("td", {}, NCT.badge(hl), s.error ? h("span", { class: "sub" }, s.error) : null),
-        h("td", {}, s.job ? h("a", { href: NCT.jobUrl(s.job) }, s.job) : s.model || "–"),
-        h("td", {}, urlOf(s) ? h("code", {}, urlOf(s)) : "–"),
+        h("td", { class: "cell path" }, urlOf(s) ? h("code", {}, urlOf(s)) : "–"),
         h("td", { class: "hide-narrow" }, fmtTime(s.started_at || s.created_at)),
         h("td", {}, h("div", { class: "actions" },
           isModel ? h("a", { class: "btn small", href: `/ui/playground?server=${encodeURIComponent(s.id)}` }, "Chat") : null,
           h("button", { type: "button", class: "btn small ghost", onclick: () => showLogs(s.id) }, "Log"),
           h("button", { type: "button", class: "btn small danger-outline", onclick: () => stop(s.id) }, "Stop"))));
-    })));
+    }), { stack: true }));
   }
 
   async function showLogs(id) {
     state.logsFor = id;
     $("#server-logs-card").hidden = false;
-    $("#server-logs-title").textContent = `Server log · ${id}`;
+    const s = state.servers.find((x) => x.id === id) || {};
+    $("#server-logs-title").textContent = `Server log · ${s.job ? `job ${s.job}` : s.serves || id}`;
     await refreshLogs();
     $("#server-logs-card").scrollIntoView({ behavior: "smooth", block: "nearest" });
   }
@@ -94,9 +105,9 @@
     NCT.showAlert($("#server-form-error"), null);
     const body = { kind: "model" };
     const job = $("#server-job").value;
-    const model = $("#server-model").value.trim();
+    const model = $("#server-model").value;
     const port = $("#server-port").value.trim();
-    if (!job && !model) { fieldError("job", "Choose a trained job, or type a model source."); $("#server-job").focus(); return; }
+    if (!job && !model) { fieldError("job", "Choose a trained job or a model."); $("#server-job").focus(); return; }
     if (job) body.job = job; else body.model = model;
     if (port) body.port = Number(port);
     const btn = $("#start-server");
@@ -108,12 +119,13 @@
       load();
     } catch (err) {
       const f = (err.field || "").replace(/^body\./, "");
-      if (!fieldError(f, err.message)) NCT.showAlert($("#server-form-error"), err);
+      if (!fieldError(f, NCT_LABELS.humanize(err.message))) NCT.showAlert($("#server-form-error"), err);
     } finally { btn.disabled = false; btn.textContent = "Start"; }
   });
   $("#refresh-servers").addEventListener("click", load);
 
   loadJobs();
+  loadModels();
   load();
   every(3000, async () => { await load(); if (state.logsFor) await refreshLogs(); });
 })();
