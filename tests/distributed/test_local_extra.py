@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from nocodetune.jobs.service import JobService
 from tests.distributed.conftest import events
 from tests.distributed.test_local import TWO, _service
 from tests.jobs.conftest import wait_for
