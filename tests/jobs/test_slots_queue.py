@@ -60,7 +60,7 @@ def test_two_detached_cli_runs_on_a_one_slot_machine_take_turns(ws):
     assert service.get("first").status == "cancelled"
     _never_overlap(ws, ["first", "second"])
     assert list_entries(ws) == []
-    assert "second left the queue" in (ws.job("second").logs / "queue-waiter.log").read_text()
+    wait_for(lambda: "second left the queue" in (ws.job("second").logs / "queue-waiter.log").read_text(), timeout=30)  # and its waiter ended
 
 
 def test_more_slots_let_jobs_run_side_by_side(ws):

@@ -146,6 +146,8 @@ def wait_turn(ws: Workspace, name: str, pool: SlotPool, *, poll_s: float = 1.0, 
     while read_entry(ws.job(name)) is not None:
         for handle in dispatch_once(ws, pool, command=command):
             print(f"started {handle.job} (run {handle.n}, pid {handle.pid})", flush=True)
+        if read_entry(ws.job(name)) is None:
+            break
         time.sleep(poll_s)
 
 
