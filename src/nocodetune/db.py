@@ -27,6 +27,7 @@ from nocodetune.errors import NocodetuneError
 from nocodetune.records.dataset import DatasetVersionMeta, list_versions
 from nocodetune.records.events import read_events, summarize_events
 from nocodetune.records.job import read_resolved
+from nocodetune.records.queue import queued_status, read_entry
 from nocodetune.records.runs import list_runs, settle_status
 from nocodetune.settings import get_settings
 from nocodetune.workspace import Workspace
@@ -493,7 +494,7 @@ def job_row_from_folder(ws: Workspace, name: str, is_running: Callable[[str], bo
         return None
     events, _ = read_events(paths.events)
     runs = list_runs(paths)
-    fields = settle_status(summarize_events(events), runs, alive=is_running(name))
+    fields = queued_status(settle_status(summarize_events(events), runs, alive=is_running(name)), read_entry(paths))
     logs = paths.run_logs()
     current = max([r.n for r in runs] + [int(p.stem.split("-")[1]) for p in logs if p.stem.split("-")[1].isdigit()], default=None)
     row = JobRow(

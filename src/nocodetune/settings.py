@@ -37,6 +37,10 @@ class Settings(BaseSettings):
         default="auto", description="Model servers, transformers backend: weight precision; auto is the measured CPU default (docs/serving.md)."
     )
     cancel_grace_seconds: float = Field(default=60.0, description="How long a cancelled job may take to save its checkpoint before it is killed.")
+    executor: Literal["local", "ray"] = Field(default="local", description="What runs jobs whose resources.executor is unset: local processes or a Ray cluster.")
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster's job-submission (dashboard) address, e.g. http://HEAD:8265, for jobs whose resources.ray_address is unset."
+    )
     model_idle_seconds: float = Field(default=600.0, gt=0, description="How long a model server the API started for /v1 chat stays up without requests.")
 
 
@@ -57,6 +61,8 @@ _OFFLINE_ENV = {
     "HF_HUB_DISABLE_EXPERIMENTAL_WARNING": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "GRADIO_ANALYTICS_ENABLED": "False",
+    # Ray: no usage statistics (ray start, the job driver and Ray Train read it).
+    "RAY_USAGE_STATS_ENABLED": "0",
     "FASTAPI_OTEL_AUTO_CONFIGURE": "false",  # FastAPI's OpenTelemetry exporters stay off
     "OTEL_SDK_DISABLED": "true",
 }

@@ -68,8 +68,10 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     began = time.time()
+    world = int(os.environ.get("NOCODETUNE_NUM_PROCESSES", "1"))
     events.emit("started", pid=os.getpid(), total_steps=steps, num_train_examples=8, num_eval_examples=2, method="lora",
-                resumed_from=str(ckpt_file) if start else None)
+                resumed_from=str(ckpt_file) if start else None, world_size=world,
+                workers=[{"rank": r, "local_rank": r, "host": "here", "pid": os.getpid()} for r in range(world)])
     print(f"fake trainer run {run} from step {start}", flush=True)
     print(f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}", flush=True)
     if not start:

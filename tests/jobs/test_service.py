@@ -12,7 +12,7 @@ from sqlalchemy import select
 from nocodetune import db
 from nocodetune.db import RunRow
 from nocodetune.errors import ConflictError, NotFoundError
-from nocodetune.records.events import Event
+from nocodetune.records.events import Event, read_events
 from nocodetune.jobs.runner import launch_run
 from nocodetune.jobs.service import JobService
 from tests.jobs.conftest import fake_command, make_job_folder, wait_for
@@ -22,6 +22,12 @@ def runs_of(ws, name: str) -> list[RunRow]:
     with db.session(ws) as s:
         job = s.scalar(select(db.JobRow).where(db.JobRow.name == name))
         return list(s.scalars(select(RunRow).where(RunRow.job_id == job.id).order_by(RunRow.n)))
+
+
+def event_time(ws, name: str, kind: str) -> float:
+    """When the job's (first) `kind` event was written: what the training process itself says."""
+    events, _ = read_events(ws.job(name).events)
+    return next(e.time for e in events if e.type == kind)
 
 
 def test_foreground_run_reports_events_and_records_success(ws):
@@ -79,8 +85,7 @@ def test_queue_runs_one_job_at_a_time_on_cpu(ws):
             service.submit("one")
         wait_for(lambda: service.get("two").status == "succeeded", timeout=60)
         assert service.get("one").status == "succeeded"
-        one, two = runs_of(ws, "one")[0], runs_of(ws, "two")[0]
-        assert two.started_at >= one.ended_at  # never both at once
+        assert event_time(ws, "two", "started") >= event_time(ws, "one", "finished")  # never both at once
     finally:
         service.stop()
 
@@ -219,10 +224,26 @@ def test_two_runners_racing_for_one_job_start_it_once(ws):
 def test_detached_run_keeps_its_lock_and_is_finalised_by_whoever_looks(ws):
     make_job_folder(ws, "away")
     service = JobService(ws, command=fake_command("--steps", "5", "--sleep", "0.1"), poll_s=0.05)
-    handle = service.start_detached("away")
+    handle = service.start_detached("away").handle
     with pytest.raises(ConflictError):
         JobService(ws, command=fake_command()).run_foreground("away")
     assert service.get("away").status == "running"
     handle.popen.wait(timeout=30)
     assert service.get("away").status == "succeeded"
     assert runs_of(ws, "away")[0].executor == "detached"
+
+
+def test_a_run_whose_process_died_unseen_is_finalized_when_the_job_runs_again(ws):
+    make_job_folder(ws, "crashed")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with db.session(ws) as s:
+        from nocodetune.jobs.registry import get_row
+
+        row = get_row(s, ws, "crashed")
+        row.status, row.current_run = "running", 1
+        s.add(RunRow(job_id=row.id, n=1, pid=gone.pid, pid_started_at=1.0, status="running", events_offset=0))
+    handle = launch_run(ws, "crashed", resume=True, command=fake_command("--steps", "2", "--sleep", "0.01"))
+    handle.popen.wait(timeout=30)
+    assert [r.n for r in runs_of(ws, "crashed")] == [1, 2]
+    assert runs_of(ws, "crashed")[0].status == "failed"  # the lost run is recorded as interrupted, not left running

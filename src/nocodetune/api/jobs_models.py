@@ -66,6 +66,19 @@ class RunInfo(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     log_file: str | None = None
+    world_size: int = Field(1, description="Training processes of this run (all nodes).")
+    executor_ref: str | None = Field(None, description="The executor's own id of the run (the Ray submission id).")
+    executor_address: str | None = Field(None, description="Where that executor is reached (the Ray cluster's job-submission address).")
+
+
+class Worker(BaseModel):
+    """One training process of the latest run, as its `started` event lists them."""
+
+    rank: int
+    local_rank: int = 0
+    host: str | None = None
+    pid: int | None = None
+    node: str | None = Field(None, description="Ray node id (first 12 characters) when the run is on Ray.")
 
 
 class Lineage(BaseModel):
@@ -82,6 +95,9 @@ class JobDetail(JobSummary):
     lineage: Lineage
     datasets: list[dict[str, Any]]
     runs: list[RunInfo]
+    executor: str = Field("local", description="What runs the job: 'local' (processes on this machine) or 'ray'.")
+    world_size: int = Field(1, description="Training processes of the current (or last) run; before any run, what the resources plan gives.")
+    workers: list[Worker] = Field(default_factory=list, description="The latest run's training processes (rank, host, pid, Ray node).")
     model_path: str | None = Field(None, description="outputs/model, outputs/adapter or outputs/merged once training saved one.")
 
 

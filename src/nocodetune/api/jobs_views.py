@@ -12,11 +12,13 @@ from sqlalchemy import select
 
 from nocodetune import db
 from nocodetune.api.deps import job_file
-from nocodetune.api.jobs_models import JobDetail, JobSummary, Lineage, Metrics, OutputFile, Progress, RunInfo
-from nocodetune.records.job import read_resolved
+from nocodetune.api.jobs_models import JobDetail, JobSummary, Lineage, Metrics, OutputFile, Progress, RunInfo, Worker
+from nocodetune.config.validate_resources import plan_resources
+from nocodetune.records.job import ResolvedJob, read_resolved
+from nocodetune.records.runs import RunRecord, list_runs
 from nocodetune.db import JobRow, RunRow
 from nocodetune.errors import NotFoundError, UnsafeNameError
-from nocodetune.records.events import read_events
+from nocodetune.records.events import latest_run_events, read_events
 from nocodetune.jobs.registry import row_summary
 from nocodetune.records.events import PROGRESS_KEYS
 from nocodetune.workspace import Workspace, resolve_within
@@ -37,6 +39,7 @@ def detail(ws: Workspace, row: JobRow) -> JobDetail:
     with db.session(ws) as s:
         runs = list(s.scalars(select(RunRow).where(RunRow.job_id == row.id).order_by(RunRow.n)))
     model = next((p for p in (paths.merged_dir, paths.model_dir, paths.adapter_dir) if p.is_dir() and any(p.iterdir())), None)
+    records = {r.n: r for r in list_runs(paths)}  # executor ids and world sizes live in the run records
     return JobDetail(
         **summary(row).model_dump(),
         config=resolved.config.model_dump(mode="json"),
@@ -53,11 +56,26 @@ def detail(ws: Workspace, row: JobRow) -> JobDetail:
             RunInfo(
                 n=r.n, executor=r.executor, pid=r.pid, gpu=r.gpu, status=r.status, exit_code=r.exit_code,
                 started_at=db.as_utc(r.started_at), ended_at=db.as_utc(r.ended_at), log_file=r.log_file,
+                world_size=records[r.n].world_size if r.n in records else 1,
+                executor_ref=records[r.n].executor_ref if r.n in records else None,
+                executor_address=records[r.n].executor_address if r.n in records else None,
             )
             for r in runs
         ],
         model_path=str(model.relative_to(paths.root)) if model else None,
+        **_workers(ws, row, resolved, records),
     )
+
+
+def _workers(ws: Workspace, row: JobRow, resolved: ResolvedJob, records: dict[int, RunRecord]) -> dict[str, Any]:
+    """executor, world_size and workers: of the current run when there is one, else the resources plan."""
+    current = records.get(row.current_run) if row.current_run else None
+    started = [e for e in latest_run_events(ws.job(row.name).events) if e.type == "started"]
+    workers = [Worker.model_validate(w) for w in (started[-1].data().get("workers") or [])] if started else []
+    if current is not None:
+        return {"executor": "ray" if current.executor == "ray" else "local", "world_size": current.world_size, "workers": workers}
+    plan = plan_resources(resolved.config)
+    return {"executor": plan.executor, "world_size": plan.world_size, "workers": workers}
 
 
 def log_tail(ws: Workspace, name: str, run: int | None, tail: int) -> tuple[int | None, str | None, list[str]]:

@@ -32,12 +32,22 @@ def _start(ctx: typer.Context, name: str, detach: bool, resume: bool) -> None:
         ws = workspace_from(ctx)
         service = JobService(ws)
         if detach:
-            handle = service.start_detached(name, resume=resume)
-            console.print(f"[bold green]Started job {escape(name)}[/] (run {handle.n}, pid {handle.pid}) in the background.")
+            started = service.start_detached(name, resume=resume)
+            if started.queued is not None:
+                console.print(f"[bold yellow]Queued job {escape(name)}[/]: {_queued_text(started.queued)}. It starts in the background when its turn comes.")
+            elif started.handle is not None:
+                where = f"pid {started.handle.pid}" if started.handle.pid else f"Ray job {started.handle.ray.submission_id}" if started.handle.ray else "elsewhere"
+                console.print(f"[bold green]Started job {escape(name)}[/] (run {started.handle.n}, {where}) in the background.")
+            else:
+                console.print(f"Job {escape(name)} is {service.get(name).status}.")
             console.print(f"Follow it: nocodetune job logs {escape(name)} -f   ·   stop it: nocodetune job cancel {escape(name)}")
             return
+
+        def queued(where: object) -> None:
+            console.print(f"[yellow]Queued[/]: {_queued_text(where)}; waiting (Ctrl-C leaves the queue).")
+
         with RunProgress(console, name) as progress:
-            status = service.run_foreground(name, progress.on_event, resume=resume)
+            status = service.run_foreground(name, progress.on_event, resume=resume, on_queued=queued)
         job = service.get(name)
     except NocodetuneError as exc:
         raise _fail(exc) from None
@@ -45,6 +55,15 @@ def _start(ctx: typer.Context, name: str, detach: bool, resume: bool) -> None:
     log_file = paths.run_log(job.current_run) if job.current_run else None
     progress.summary(status, str(paths.root), str(log_file) if log_file else None)
     raise typer.Exit(EXIT_CODES.get(status, 1))
+
+
+def _queued_text(where: object) -> str:
+    """'position 2, behind a; slots busy with b' from a jobs.queue.Position."""
+    place, ahead, busy = getattr(where, "place", 1), getattr(where, "ahead", []), getattr(where, "busy", {})
+    text = f"position {place}" + (f", behind {', '.join(ahead)}" if ahead else "")
+    if busy:
+        text += f"; the machine's slots are busy with {', '.join(sorted(set(busy.values())))}"
+    return escape(text)
 
 
 def run(

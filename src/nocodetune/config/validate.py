@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from nocodetune.config.validate_resources import check_resources, plan_resources
 from nocodetune.data.examples import Example, ExampleSet, read_examples, row_list, split_examples
 from nocodetune.errors import NocodetuneError
 from nocodetune.model_source import ResolvedModel
@@ -54,9 +55,8 @@ class ValidationReport(BaseModel):
 
 
 def world_size(config: JobConfig) -> int:
-    """Training processes in all: num_processes ('auto' counts as 1 here) x num_nodes."""
-    per_node = config.resources.num_processes if isinstance(config.resources.num_processes, int) else 1
-    return per_node * config.resources.num_nodes
+    """Training processes in all (num_processes × num_nodes, 'auto' resolved for this machine): the resource plan's."""
+    return plan_resources(config).world_size
 
 
 # -- model size and memory ----------------------------------------------------------
@@ -474,5 +474,6 @@ def preflight(ws: Workspace, resolved: ResolvedJob, job_dir: Path | None = None)
     if tokenizer is not None:
         _check_modules(resolved, report)
     _check_parent(ws, resolved, job_dir, report)
+    check_resources(resolved, report, workspace=ws.root, job_dir=job_dir)  # after the data and memory stats it reads
     report.stats["method"] = config.method
     return report

@@ -48,11 +48,14 @@ def check_can_run(name: str, status: str, *, resume: bool) -> None:
 def status_from_exit(exit_code: int | None, stop_action: str | None) -> tuple[str, str | None, str | None]:
     """(status, error, kind) for a run that ended without a terminal event in events.jsonl.
 
-    `stop_action` is the pending stop request ("cancel" or "pause"), if the user asked.
+    `stop_action` is the pending stop request ("cancel" or "pause"), if the user asked. A
+    run asked to stop that ended by a signal, or whose exit code nobody saw (the canceller
+    was not its parent), ended as asked: it may have stopped before it could say so (a
+    cancel during start-up, before the trainer listens for SIGTERM).
     """
     if exit_code == 0:
         return JobStatus.succeeded.value, None, None
-    if stop_action and exit_code in (143, -15, -9, 137):
+    if stop_action and (exit_code is None or exit_code in (143, -15, -9, 137)):
         return (JobStatus.paused.value if stop_action == "pause" else JobStatus.cancelled.value), None, None
     if exit_code is None:
         return JobStatus.failed.value, INTERRUPTED, "killed"

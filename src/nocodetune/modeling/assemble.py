@@ -10,6 +10,8 @@ own after-training samples.
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +65,7 @@ def load_causal_lm(folder: Path, *, dtype: str, attn: str = "auto", trust_remote
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch_dtype(dtype)
         )
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0") or 0)}  # several processes: each its own GPU
     try:
         return AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # what transformers raises for unusable folders

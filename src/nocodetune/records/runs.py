@@ -32,6 +32,7 @@ class RunRecord(BaseModel):
     n: int = Field(ge=1)
     executor: str = Field("local", description="local, foreground, detached, torchrun or ray.")
     executor_ref: str | None = Field(None, description="The executor's own id for the run (a Ray submission id).")
+    executor_address: str | None = Field(None, description="Where the executor is reached (a Ray cluster's job-submission address).")
     pid: int | None = None
     pid_started_at: float | None = Field(None, description="Process create time: pids are reused, (pid, create time) is not.")
     gpu: str | None = None

@@ -10,7 +10,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from transformers import TrainerCallback
 
@@ -27,8 +27,17 @@ class StopFlags:
 
 
 class EventsCallback(TrainerCallback):
-    def __init__(self, writer: EventWriter, flags: StopFlags, started_fields: dict[str, Any], checkpoints: Path, heartbeat: Heartbeat | None = None) -> None:
+    def __init__(
+        self,
+        writer: EventWriter,
+        flags: StopFlags,
+        started_fields: dict[str, Any],
+        checkpoints: Path,
+        heartbeat: Heartbeat | None = None,
+        stop_check: Callable[[], bool] | None = None,
+    ) -> None:
         self.writer = writer
+        self.stop_check = stop_check  # several processes: every rank must agree to stop at the same step
         self.heartbeat = heartbeat
         self.flags = flags
         self.started_fields = started_fields
@@ -63,6 +72,8 @@ class EventsCallback(TrainerCallback):
             progress=round(state.global_step / max(state.max_steps, 1), 4),
             eta_seconds=round(eta, 1) if eta is not None else None,
         )
+        if self.stop_check is not None:
+            self.flags.cancel = self.stop_check()
         if self.flags.cancel:
             control.should_save = True  # a checkpoint to resume from, then stop
             control.should_training_stop = True

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
 import sys
 import time
 import traceback
@@ -21,17 +20,14 @@ from typing import Any, Literal
 from nocodetune.records.job import ResolvedJob, read_resolved
 from nocodetune.records.runs import read_stop
 from nocodetune.errors import ConfigError, DataError, ModelNotFoundError, NocodetuneError
-from nocodetune.records.events import EventWriter, read_events
+from nocodetune.records.events import read_events
 from nocodetune.settings import Settings, apply_network_policy
+from nocodetune.training import distributed
 from nocodetune.training.heartbeat import Heartbeat
 from nocodetune.data.examples import Example, read_examples, split_examples
 from nocodetune.workspace import JobPaths
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 143
-
-
-class Cancelled(Exception):
-    """SIGTERM arrived before training started: nothing to checkpoint."""
 
 
 class NanLoss(Exception):
@@ -111,8 +107,9 @@ class JobRun:
 
     def __init__(self, job_dir: Path) -> None:
         self.paths = JobPaths(Path(job_dir).resolve())
-        self.writer = EventWriter(self.paths.events, run=_run_number(self.paths))
-        self.training = False
+        self.writer = distributed.event_writer(self.paths.events, run=_run_number(self.paths))  # rank 0 only writes
+        self._training = False
+        distributed.install_sigterm(self._on_sigterm, training=False)  # before the heavy imports below
         from nocodetune.training.callbacks import StopFlags
 
         self.flags = StopFlags()
@@ -128,13 +125,27 @@ class JobRun:
         request = read_stop(self.paths)
         return "paused" if request is not None and request.action == "pause" else "cancelled"
 
+    @property
+    def training(self) -> bool:
+        return self._training
+
+    @training.setter
+    def training(self, value: bool) -> None:
+        self._training = value
+        distributed.install_sigterm(self._on_sigterm, training=value)  # other ranks listen once they train
+
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        self.flags.cancel = True
-        if not self.training:
-            raise Cancelled()
+        if self._training:
+            self.flags.cancel = True  # the callback saves a checkpoint at the end of this step, then stops
+            return
+        # Nothing to save yet. Report and leave at once: an exception raised here could land inside
+        # any library's import or `except Exception` and turn a cancel into a failure.
+        distributed.event_writer(self.paths.events, run=self.writer.run).emit(self.stop_event(), step=0, checkpoint=None)
+        os._exit(EXIT_CANCELLED)
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        distributed.install_sigterm(self._on_sigterm, training=self._training)
+        distributed.die_with_launcher()
         self.heartbeat.start()
         try:
             return self._outcome()
@@ -144,9 +155,6 @@ class JobRun:
     def _outcome(self) -> int:
         try:
             return self._run()
-        except Cancelled:
-            self.writer.emit(self.stop_event(), step=0, checkpoint=None)
-            return EXIT_CANCELLED
         except NanLoss as exc:
             self.writer.emit("failed", error=str(exc), kind="nan", hint="lower training.learning_rate, or set training.max_grad_norm (e.g. 1.0)")
             return EXIT_FAILED
@@ -177,6 +185,7 @@ class JobRun:
         fmt, train, evals = load_examples(job, self.paths)
         if not train:
             raise DataError("no training examples left after the eval split", field="training.eval_split", hint="add rows or lower training.eval_split")
+        distributed.init_process_group()  # several processes: join the others (no-op for one)
         return train_job(self, job, fmt, train, evals)
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from nocodetune.records.job import ResolvedJob
 from nocodetune.settings import Settings
+from nocodetune.training import distributed
 from nocodetune.training.auto import Runtime, resolve_runtime
 from nocodetune.training.callbacks import EventsCallback, perplexity
 from nocodetune.training.evaluation import run_heldout
@@ -70,6 +71,7 @@ def sft_config(job: ResolvedJob, rt: Runtime, checkpoints: Path, has_eval: bool)
         disable_tqdm=True,
         dataloader_num_workers=0,
         remove_unused_columns=True,
+        **distributed.trainer_args(job.config.resources.strategy, job.config.resources.deepspeed_stage),
     )
 
 
@@ -125,7 +127,8 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
     torch.manual_seed(cfg.training.seed)
 
     run.message("loading model", f"loading {cfg.model.source if not job.lineage.parent else 'parent ' + str(job.lineage.parent)} ({rt.dtype}, {rt.device})")
-    start = load_start(job, paths, dtype=rt.dtype, attn=rt.attn_implementation)
+    with distributed.main_first():  # several processes: rank 0 fills the converted-model cache, the others read it
+        start = load_start(job, paths, dtype=rt.dtype, attn=rt.attn_implementation)
     model, tokenizer = start.model, start.tokenizer
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -144,10 +147,11 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         masks=MASK_SCHEME,
     )
     splits = {"train": train, **({"eval": evals} if evals else {})}
-    data, cached = load_or_tokenize(
-        splits, tokenizer, max_length=cfg.training.max_length, completion_only_loss=cfg.training.completion_only_loss,
-        key=key, cache_root=Path(settings.cache_dir) / "tokenized",
-    )
+    with distributed.main_first():  # several processes: rank 0 fills the cache, the others read it
+        data, cached = load_or_tokenize(
+            splits, tokenizer, max_length=cfg.training.max_length, completion_only_loss=cfg.training.completion_only_loss,
+            key=key, cache_root=Path(settings.cache_dir) / "tokenized",
+        )
 
     before_file = paths.outputs / ".heldout_before.json"
     paths.outputs.mkdir(parents=True, exist_ok=True)
@@ -155,11 +159,15 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         import json
 
         before = json.loads(before_file.read_text())
-    else:
+    elif distributed.is_main():  # samples and scores are rank 0's
         before = _heldout(run, job, model, tokenizer, evals, "before")
         write_json(before_file, before)
+    else:
+        before = {"score": None, "items": []}
 
     resume = last_complete_checkpoint(paths.checkpoints)  # never half a checkpoint (killed or disk full mid-save)
+    if resume and (note := distributed.resume_note(resume, cfg)):
+        run.message("resuming", note)
     started = {
         "num_train_examples": len(data["train"]),
         "num_eval_examples": len(data["eval"]) if "eval" in data else 0,
@@ -168,8 +176,13 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         "format": fmt,
         "runtime": rt.model_dump(),
         "tokenization_cached": cached,
+        "world_size": distributed.world_size(),
+        "workers": distributed.workers(),
     }
-    callback = EventsCallback(run.writer, run.flags, started, paths.checkpoints, run.heartbeat)
+    callback = EventsCallback(
+        run.writer, run.flags, started, paths.checkpoints, run.heartbeat,
+        stop_check=lambda: distributed.agree(run.flags.cancel or distributed.stop_requested(paths)),
+    )
     trainer = sft_trainer_class(rt)(
         model=model,
         args=sft_config(job, rt, paths.checkpoints, "eval" in data),
@@ -200,13 +213,18 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
     if "eval" in data and eval_loss is None:
         run.message("evaluating", "computing eval loss")
         eval_loss = trainer.evaluate().get("eval_loss")
+    if distributed.sharded(cfg.resources.strategy):
+        final = _save_sharded(job, paths, trainer, tokenizer)  # every rank holds part of the weights
+    if not distributed.is_main():
+        return EXIT_OK  # rank 0 samples, saves and reports
     after = _heldout(run, job, trainer.model, tokenizer, evals, "after")
     for stage, items in (("before", before["items"]), ("after", after["items"])):
         for item in items[: cfg.output.num_samples]:
             run.writer.emit("sample", stage=stage, **item)
 
-    run.message("saving", "saving the trained model")
-    final = _save_final(job, paths, trainer.model, tokenizer, start)
+    if not distributed.sharded(cfg.resources.strategy):
+        run.message("saving", "saving the trained model")
+        final = _save_final(job, paths, trainer.model, tokenizer, start)
     trained = "train_runtime" in result.metrics  # False when a finished checkpoint was only reloaded
     new_tokens = int(state.num_input_tokens_seen or 0) - callback.tokens_at_start
     tps = new_tokens / train_seconds if trained and train_seconds > 0 else None
@@ -243,6 +261,15 @@ def _reload_completed(trainer: Any, checkpoint: str, callback: EventsCallback) -
     losses = [h["loss"] for h in state.log_history if "loss" in h]
     train_loss = next((h["train_loss"] for h in state.log_history if "train_loss" in h), sum(losses) / len(losses) if losses else None)
     return TrainOutput(state.global_step, train_loss, {"train_loss": train_loss})
+
+
+def _save_sharded(job: ResolvedJob, paths: Any, trainer: Any, tokenizer: Any) -> Path:
+    """FSDP / DeepSpeed ZeRO: every rank calls the Trainer's save, which gathers the shards (no weights record yet)."""
+    target = paths.model_dir if job.config.method == "full" else paths.adapter_dir
+    trainer.save_model(str(target))
+    if distributed.is_main():
+        tokenizer.save_pretrained(str(target))
+    return target
 
 
 def _save_final(job: ResolvedJob, paths: Any, model: Any, tokenizer: Any, start: Assembled) -> Path:
@@ -284,7 +311,8 @@ def _metrics(job: ResolvedJob, rt: Runtime, start: Assembled, result: Any, state
         "epochs": state.epoch,
         "train_runtime_seconds": round(train_seconds, 2),
         "wall_time_seconds": round(time.time() - t0, 2),
-        "tokens_per_second": round(tps, 1) if tps else None,
+        "tokens_per_second": round(tps, 1) if tps else None,  # every rank's tokens
+        "world_size": started["world_size"],
         "num_train_examples": started["num_train_examples"],
         "num_eval_examples": started["num_eval_examples"],
         "heldout_metric": job.config.evaluation.heldout_metric,
