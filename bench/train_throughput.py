@@ -4,10 +4,10 @@ Same model, same variable-length instruction data, same LoRA settings, same lear
 schedule and number of steps, in one process:
 
 - NoCodeTune = the runtime's SFT workflow (`training.workflows.sft`) with its 'auto'
-  choices (on CPU: length-grouped batches in random order, every trained token weighted
-  the same, no packing, fp32; on a flash-attention GPU: padding-free packing).
+  choices (on CPU: random batches run as length-sorted micro-batches, every trained token
+  weighted the same, no packing, fp32; on a flash-attention GPU: padding-free packing).
 - baseline = plain transformers `Trainer` + `DataCollatorForSeq2Seq` padding, random
-  batches (what the original NoCodeTune did).
+  batches (what the original NoCodeTune did), with the job's optimizer.
 - TRL = `SFTTrainer` with TRL's own defaults (bf16, gradient checkpointing, random
   batches, its fused-LM-head loss) on the same examples as prompt/completion
   conversations, LoRA through `peft_config`.
@@ -127,6 +127,7 @@ def run_baseline(folder: Path, tokenizer: Any, cfg: Any, train: Any, examples: l
         learning_rate=t_cfg.learning_rate, logging_steps=t_cfg.logging_steps, save_strategy="no", report_to="none",
         seed=t_cfg.seed, data_seed=t_cfg.seed, use_cpu=not torch.cuda.is_available(), include_num_input_tokens_seen="non_padding",
         disable_tqdm=True, remove_unused_columns=False,
+        optim=t_cfg.optim,  # the job's optimizer (transformers' default is the fused AdamW): only the batching differs
     )
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     trainer = Trainer(model=model, args=args, train_dataset=train.remove_columns(["length"]), data_collator=collator)

@@ -8,61 +8,26 @@ from typing import Any
 import pytest
 import torch
 
-from nocodetune.training.batching import EqualTokenWeights, LengthGroupedBatches, mean_trained_tokens
+from nocodetune.training.batching import EqualTokenWeights, mean_trained_tokens, micro_batches
 
 
-def _lengths(n: int = 1000, seed: int = 0) -> list[int]:
-    rng = random.Random(seed)
-    return [min(int(rng.paretovariate(1.2) * 20), 512) for _ in range(n)]
+def test_micro_batches_cover_the_batch_once_with_little_padding():
+    rng = random.Random(0)
+    lengths = [max(8, min(int(rng.paretovariate(1.2) * 20), 512)) for _ in range(32)]
+    groups = micro_batches(lengths)
+    assert sorted(i for g in groups for i in g) == list(range(32))
+    padded = sum(max(lengths[i] for i in g) * len(g) for g in groups)
+    assert padded < 1.15 * sum(lengths) < max(lengths) * len(lengths)  # vs one pass padded to the longest row
+    assert len(groups) < 32  # but not one pass per row: each pass has a cost of its own
+    for g in groups:  # each micro-batch is a run of similar lengths
+        assert all(lengths[i] <= lengths[g[0]] for i in g)
 
 
-def _batches(order: list[int], size: int) -> list[list[int]]:
-    return [order[i : i + size] for i in range(0, len(order), size)]
-
-
-def _padded(lengths: list[int], batches: list[list[int]]) -> int:
-    return sum(max(lengths[i] for i in b) * len(b) for b in batches)
-
-
-def test_every_example_once_per_epoch_with_little_padding():
-    lengths = _lengths()
-    sampler = LengthGroupedBatches(lengths, batch_size=8, seed=3)
-    order = list(sampler)
-    assert sorted(order) == list(range(len(lengths)))
-    random_order = list(range(len(lengths)))
-    random.Random(1).shuffle(random_order)
-    grouped, shuffled = _padded(lengths, _batches(order, 8)), _padded(lengths, _batches(random_order, 8))
-    assert grouped < 1.15 * sum(lengths) < shuffled  # random batches pad far more on long-tailed lengths
-
-
-def test_batches_come_in_random_order_not_longest_first():
-    """transformers' sampler walks each mega-batch from its longest batch to its shortest; these must not."""
-    lengths = _lengths()
-    maxima = [max(lengths[i] for i in b) for b in _batches(list(LengthGroupedBatches(lengths, 8, seed=3)), 8)]
-    descents = sum(1 for a, b in zip(maxima, maxima[1:]) if a >= b)
-    assert 0.3 < descents / (len(maxima) - 1) < 0.7  # about half the neighbours go down, as in a random order
-    first_half = sum(maxima[: len(maxima) // 2]) / (len(maxima) // 2)
-    second_half = sum(maxima[len(maxima) // 2 :]) / (len(maxima) - len(maxima) // 2)
-    assert 0.5 < first_half / second_half < 2.0
-
-
-def test_order_is_reproducible_per_epoch_and_changes_between_epochs():
-    lengths = _lengths(200)
-    a, b = LengthGroupedBatches(lengths, 4, seed=7), LengthGroupedBatches(lengths, 4, seed=7)
-    assert list(a) == list(b)  # a resumed run replays the same order and skips what it did
-    first = list(a)
-    a.set_epoch(1)
-    assert list(a) != first and sorted(a) == sorted(first)
-    assert list(LengthGroupedBatches(lengths, 4, seed=8)) != first
-
-
-def test_the_one_incomplete_batch_comes_last():
-    lengths = _lengths(203)  # 203 = 50 x 4 + 3
-    for epoch in range(5):
-        sampler = LengthGroupedBatches(lengths, 4, seed=1)
-        sampler.set_epoch(epoch)
-        batches = _batches(list(sampler), 4)
-        assert [len(b) for b in batches[:-1]] == [4] * 50 and len(batches[-1]) == 3
+def test_equal_rows_stay_one_pass_and_one_row_is_one_pass():
+    assert micro_batches([50] * 8) == [list(range(8))]
+    assert micro_batches([7]) == [[0]]
+    assert micro_batches([300, 10], overhead=64) == [[0], [1]]  # 300 + 10 + 2 x 64 < 2 x 300 + 64
+    assert micro_batches([60, 50], overhead=64) == [[0, 1]]  # 2 x 60 + 64 < 60 + 50 + 2 x 64
 
 
 def test_mean_trained_tokens_counts_what_the_causal_loss_counts():
@@ -109,7 +74,7 @@ def test_without_a_divisor_the_trainer_keeps_its_own_count():
     assert trainer.logged[-1]["loss"] == 1.5
 
 
-def test_sft_trainer_is_built_with_the_fixed_divisor_and_grouped_batches(job_factory):
+def _sft_trainer(job_dir: Any) -> tuple[Any, Any, Any]:
     from nocodetune.records.job import read_resolved
     from nocodetune.training.auto import resolve_runtime
     from nocodetune.training.models import load_start
@@ -118,17 +83,46 @@ def test_sft_trainer_is_built_with_the_fixed_divisor_and_grouped_batches(job_fac
     from nocodetune.training.workflows import sft
     from nocodetune.workspace import JobPaths
 
-    paths = JobPaths(job_factory("weights"))
+    paths = JobPaths(job_dir)
     job = read_resolved(paths)
     rt = resolve_runtime(job.config, device="cpu")
     start = load_start(job, dtype=rt.dtype, attn=rt.attn_implementation)
     _, train, evals = load_examples(job, paths)
     data, _ = sft.prepare(job, start.tokenizer, start, train, evals)
     trainer = sft.build_trainer(job, rt, start.model, start.tokenizer, data, training_args(job, rt, paths.checkpoints, True), [])
+    return trainer, job, data
 
+
+def _mixed_rows() -> list[dict[str, str]]:
+    """Answers of very different lengths, so a batch has much padding to save."""
+    return [{"prompt": f"Say it {n} times: {word}", "completion": " ".join([word] * n)} for n, word in zip([1, 2, 3, 5, 8, 13, 21, 34] * 3, ["date", "ISO", "month", "year"] * 6)]
+
+
+def test_sft_trainer_divides_every_step_by_the_same_expected_token_count(job_factory):
+    trainer, job, data = _sft_trainer(job_factory("weights"))
     per_example = mean_trained_tokens(data["train"]["labels"])
     assert trainer.tokens_per_step == pytest.approx(per_example * job.config.training.per_device_train_batch_size)
-    loader = trainer.get_train_dataloader()
-    assert isinstance(loader.batch_sampler.sampler if hasattr(loader.batch_sampler, "sampler") else loader.sampler, LengthGroupedBatches)
-    _, divisor = trainer.get_batch_samples(iter(loader), 1, torch.device("cpu"))
+    assert trainer.split_by_length is True  # 'auto' on a CPU
+    _, divisor = trainer.get_batch_samples(iter(trainer.get_train_dataloader()), 1, torch.device("cpu"))
     assert float(divisor) == pytest.approx(trainer.tokens_per_step)
+
+
+def test_micro_batched_step_gives_the_whole_batchs_gradient(job_factory):
+    """The point of splitting: the same update as the padded random batch, computed without the padding."""
+    trainer, _, _ = _sft_trainer(job_factory("split", rows=_mixed_rows(), config={"lora": {"dropout": 0.0}, "training": {"per_device_train_batch_size": 8}}))
+    model = trainer.model
+    batches, divisor = trainer.get_batch_samples(iter(trainer.get_train_dataloader()), 1, torch.device("cpu"))
+    batch = batches[0]
+    lengths = batch["attention_mask"].sum(dim=1).tolist()
+    assert len(micro_batches(lengths)) > 1  # this batch is actually split
+
+    def gradients(split: bool) -> tuple[float, list[Any]]:
+        trainer.split_by_length = split
+        model.zero_grad()
+        loss = trainer.training_step(model, dict(batch), divisor)
+        return float(loss), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    whole_loss, whole = gradients(False)
+    split_loss, split = gradients(True)
+    assert split_loss == pytest.approx(whole_loss, rel=1e-5)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(whole, split))

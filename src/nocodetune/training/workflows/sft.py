@@ -1,10 +1,11 @@
 """Supervised fine-tuning: learn the answers (TRL's SFTTrainer on our own tokens and masks).
 
 Data: `data.tokens` turns every example into input_ids + labels (only assistant turns
-trained), cached on disk (`training.tokenize`). Batches: on a CPU, length-grouped batches
-in random order (no packing: SDPA on CPU attends over a whole packed row); on a GPU with
-flash-attention 2, TRL's padding-free packing. Loss: every trained token weighs the same
-whatever batch it lands in (`training.batching`).
+trained), cached on disk (`training.tokenize`). Batches: without packing (on a CPU SDPA
+attends over a whole packed row), random batches run as micro-batches of similar length,
+each cut to its own longest example (`group_by_length`); on a GPU with flash-attention 2,
+TRL's padding-free packing. Loss: every trained token weighs the same whatever batch it
+lands in (`training.batching`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def sft_config(job: ResolvedJob, rt: Runtime, args: dict[str, Any]) -> Any:
         max_length=job.config.training.max_length,
         packing=rt.packing,
         padding_free=rt.padding_free,
-        train_sampling_strategy="random",  # length grouping: `LengthGroupedBatches` via EqualTokenWeights
+        train_sampling_strategy="random",  # random batches; `EqualTokenWeights` runs each as length-sorted micro-batches
         length_column_name="length",
         remove_unused_columns=True,
     )
@@ -102,5 +103,5 @@ def build_trainer(job: ResolvedJob, rt: Runtime, model: Any, tokenizer: Any, dat
         callbacks=callbacks,
     )
     trainer.tokens_per_step = tokens_per_step(job, data["train"], max(1, config.world_size))
-    trainer.group_by_length = rt.group_by_length
+    trainer.split_by_length = rt.group_by_length
     return trainer
