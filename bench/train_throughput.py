@@ -1,21 +1,31 @@
-"""Training throughput: NoCodeTune's training path vs the original padded-batch approach.
+"""Training throughput: NoCodeTune's training path vs a padded-batch baseline and TRL's defaults.
 
-Same model, same variable-length instruction data, same LoRA settings, same number of
-steps, in one process. NoCodeTune = SFTTrainer with the runtime's 'auto' choices (on CPU:
-length-grouped batches, no packing; on a flash-attention GPU: padding-free packing).
-Baseline = plain transformers `Trainer` + `DataCollatorForSeq2Seq` padding, random batches
-(what the original NoCodeTune did). Reported: useful (non-pad) tokens/s, their ratio, and
-the eval loss of both, computed the same way (token-mean over the same eval examples).
+Same model, same variable-length instruction data, same LoRA settings, same learning rate,
+schedule and number of steps, in one process:
+
+- NoCodeTune = the runtime's SFT workflow (`training.workflows.sft`) with its 'auto'
+  choices (on CPU: random batches run as length-sorted micro-batches, every trained token
+  weighted the same, no packing, fp32; on a flash-attention GPU: padding-free packing).
+- baseline = plain transformers `Trainer` + `DataCollatorForSeq2Seq` padding, random
+  batches (what the original NoCodeTune did), with the job's optimizer.
+- TRL = `SFTTrainer` with TRL's own defaults (bf16, gradient checkpointing, random
+  batches, its fused-LM-head loss) on the same examples as prompt/completion
+  conversations, LoRA through `peft_config`.
+
+Reported: useful (non-pad) tokens/s, the ratios, and the held-out loss of each, computed
+the same way (token mean over the same eval examples, one example at a time).
 
     python bench/train_throughput.py                      # embedded SmolLM2-135M, 24 steps
     python bench/train_throughput.py --model PATH --steps 10 --batch 8
 
-Last line: ratio=<x> eval_loss=<nocodetune> baseline_eval_loss=<baseline>
+Last line: ratio=<x> eval_loss=<nocodetune> baseline_eval_loss=<baseline> trl_ratio=<x> trl_eval_loss=<trl>
+(ratio and trl_ratio: NoCodeTune's tokens/s over the baseline's and over TRL's.)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import time
@@ -74,50 +84,86 @@ def eval_loss(model: Any, data: Any) -> float:
     return total / count
 
 
-def fresh_model(folder: Path, cfg: Any, dtype: str) -> Any:
+def bench_job(cfg: Any) -> Any:
     from nocodetune.records.job import ResolvedJob
-    from nocodetune.training.models import _load_causal_lm, apply_lora
 
-    model = _load_causal_lm(folder, dtype, "sdpa", False)
-    return apply_lora(model, ResolvedJob(name="bench", created_at="", config=cfg))
+    return ResolvedJob(name="bench", created_at="", config=cfg)
 
 
-def run_nocodetune(folder: Path, tokenizer: Any, cfg: Any, train: Any, out: Path) -> tuple[Any, float, int]:
+def fresh_model(folder: Path, dtype: str = "float32") -> Any:
+    from nocodetune.modeling.assemble import load_causal_lm
+
+    return load_causal_lm(folder, dtype=dtype, attn="sdpa")
+
+
+def run_nocodetune(folder: Path, tokenizer: Any, cfg: Any, train: Any, examples: list[dict[str, Any]], out: Path) -> tuple[Any, float, int]:
     import torch
 
-    from nocodetune.records.job import ResolvedJob
     from nocodetune.training.auto import resolve_runtime
-    from nocodetune.training.trainer_setup import sft_config, sft_trainer_class
+    from nocodetune.training.trainer_setup import training_args
+    from nocodetune.training.workflows import sft
 
+    job = bench_job(cfg)
     rt = resolve_runtime(cfg)
     torch.manual_seed(cfg.training.seed)
-    model = fresh_model(folder, cfg, rt.dtype)
-    args = sft_config(ResolvedJob(name="bench", created_at="", config=cfg), rt, out, has_eval=False)
-    args.save_strategy = "no"
-    trainer = sft_trainer_class(rt)(model=model, args=args, train_dataset=train, processing_class=tokenizer)
+    args = {**training_args(job, rt, out, has_eval=False), "save_strategy": "no"}
+    trainer = sft.build_trainer(job, rt, fresh_model(folder, rt.dtype), tokenizer, {"train": train}, args, callbacks=[])
     t = time.time()
     trainer.train()
     return trainer.model, time.time() - t, int(trainer.state.num_input_tokens_seen)
 
 
-def run_baseline(folder: Path, tokenizer: Any, cfg: Any, train: Any, out: Path) -> tuple[Any, float, int]:
+def run_baseline(folder: Path, tokenizer: Any, cfg: Any, train: Any, examples: list[dict[str, Any]], out: Path) -> tuple[Any, float, int]:
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
+    from nocodetune.training.models import apply_lora
+
     torch.manual_seed(cfg.training.seed)
-    model = fresh_model(folder, cfg, "float32")
+    model = apply_lora(fresh_model(folder), bench_job(cfg))
     t_cfg = cfg.training
     args = TrainingArguments(
         output_dir=str(out), max_steps=t_cfg.max_steps, per_device_train_batch_size=t_cfg.per_device_train_batch_size,
         learning_rate=t_cfg.learning_rate, logging_steps=t_cfg.logging_steps, save_strategy="no", report_to="none",
         seed=t_cfg.seed, data_seed=t_cfg.seed, use_cpu=not torch.cuda.is_available(), include_num_input_tokens_seen="non_padding",
         disable_tqdm=True, remove_unused_columns=False,
+        optim=t_cfg.optim,  # the job's optimizer (transformers' default is the fused AdamW): only the batching differs
     )
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     trainer = Trainer(model=model, args=args, train_dataset=train.remove_columns(["length"]), data_collator=collator)
     t = time.time()
     trainer.train()
     return trainer.model, time.time() - t, int(trainer.state.num_input_tokens_seen)
+
+
+def run_trl(folder: Path, tokenizer: Any, cfg: Any, train: Any, examples: list[dict[str, Any]], out: Path) -> tuple[Any, float, int]:
+    """TRL's SFTTrainer as its documentation shows it: its defaults, the data as prompt/completion conversations.
+
+    Only what defines the experiment is set (steps, batch, learning rate, max_length, seed,
+    the LoRA adapter) and the token counter this benchmark reads; everything else is TRL's.
+    """
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from nocodetune.training.models import lora_config
+
+    torch.manual_seed(cfg.training.seed)
+    t_cfg = cfg.training
+    data = Dataset.from_list([{"prompt": e["messages"][:-1], "completion": e["messages"][-1:]} for e in examples])
+    args = SFTConfig(
+        output_dir=str(out), max_steps=t_cfg.max_steps, per_device_train_batch_size=t_cfg.per_device_train_batch_size,
+        learning_rate=t_cfg.learning_rate, max_length=t_cfg.max_length, seed=t_cfg.seed, logging_steps=t_cfg.logging_steps,
+        save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(), include_num_input_tokens_seen="non_padding",
+        disable_tqdm=True,
+    )
+    trainer = SFTTrainer(model=fresh_model(folder), args=args, train_dataset=data, processing_class=tokenizer, peft_config=lora_config(bench_job(cfg)))
+    t = time.time()
+    trainer.train()
+    return trainer.model, time.time() - t, int(trainer.state.num_input_tokens_seen)
+
+
+RUNS = {"nocodetune": run_nocodetune, "baseline": run_baseline, "trl": run_trl}
 
 
 def main() -> None:
@@ -130,7 +176,12 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=600)
     parser.add_argument("--eval-examples", type=int, default=40)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--runs", default="nocodetune,baseline,trl", help="which of nocodetune, baseline, trl to run (comma list)")
     args = parser.parse_args()
+    runs = [r.strip() for r in args.runs.split(",") if r.strip()]
+    unknown = [r for r in runs if r not in RUNS]
+    if unknown:
+        parser.error(f"unknown run(s) {', '.join(unknown)}; choose from {', '.join(RUNS)}")
 
     from nocodetune.settings import apply_network_policy
 
@@ -153,17 +204,28 @@ def main() -> None:
     print(f"model={resolved.display_name} examples={len(train)} mean_len={sum(lengths) / len(lengths):.1f} max_len={max(lengths)} "
           f"steps={args.steps} batch={args.batch} max_length={args.max_length}")
 
+    print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
-        for name, fn in (("nocodetune", run_nocodetune), ("baseline", run_baseline)):
-            model, seconds, tokens = fn(folder, tokenizer, cfg, train, Path(tmp) / name)
+        for name in runs:
+            model, seconds, tokens = RUNS[name](folder, tokenizer, cfg, train, examples[: args.examples], Path(tmp) / name)
             loss = eval_loss(model, evals)
             results[name] = (tokens / seconds, loss, seconds, tokens)
-            print(f"{name:>10}: {tokens} useful tokens in {seconds:.1f}s = {tokens / seconds:.1f} tok/s, eval_loss={loss:.4f}", flush=True)
+            print(f"{name:>10}: {tokens} useful tokens in {seconds:.1f}s = {tokens / seconds:.1f} tok/s, eval_loss={loss:.4f} "
+                  f"(load {os.getloadavg()[0]:.2f})", flush=True)
             del model
-    ratio = results["nocodetune"][0] / results["baseline"][0]
-    print(f"ratio={ratio:.2f} eval_loss={results['nocodetune'][1]:.4f} baseline_eval_loss={results['baseline'][1]:.4f}")
-
+    line = []
+    if "nocodetune" in results and "baseline" in results:
+        line.append(f"ratio={results['nocodetune'][0] / results['baseline'][0]:.2f}")
+    if "nocodetune" in results:
+        line.append(f"eval_loss={results['nocodetune'][1]:.4f}")
+    if "baseline" in results:
+        line.append(f"baseline_eval_loss={results['baseline'][1]:.4f}")
+    if "nocodetune" in results and "trl" in results:
+        line.append(f"trl_ratio={results['nocodetune'][0] / results['trl'][0]:.2f}")
+    if "trl" in results:
+        line.append(f"trl_eval_loss={results['trl'][1]:.4f}")
+    print(" ".join(line))
 
 if __name__ == "__main__":
     main()

@@ -56,6 +56,8 @@ def test_lora_run_writes_adapter_metrics_plot_samples_and_card(job_factory):
     assert all({"prompt", "expected", "output"} <= set(s) for s in samples)
     card = (out / "README.md").read_text()
     assert "lora_job" in card and "data@1" in card and "eval_loss" in card
+    assert metrics["stop_reason"] == "max_steps" and events[-1]["stop_reason"] == "max_steps"
+    assert not list(job.rglob("events.out.tfevents.*"))  # TensorBoard only when training.report_to asks for it
 
 
 def test_full_run_saves_a_complete_model_that_loads(job_factory):

@@ -144,6 +144,9 @@ def estimate_memory_gb(config: JobConfig, dims: Mapping[str, int]) -> dict[str, 
 
     full: weights + grads + AdamW (2 fp32 states); lora: frozen weights + adapter training
     state; qlora: ~4.5-bit weights. Activations count the logits (big for large vocabularies).
+    DPO and ORPO run the chosen and the rejected answer of each pair (twice the tokens);
+    DPO also needs its reference model: with an adapter that is the same weights with the
+    adapter off (nothing more), for full fine-tuning a frozen copy of the weights.
     """
     params = dims.get("params", 0)
     weight_bytes = {"float32": 4, "auto": 4, "bfloat16": 2, "float16": 2}[config.model.dtype]
@@ -153,15 +156,18 @@ def estimate_memory_gb(config: JobConfig, dims: Mapping[str, int]) -> dict[str, 
         per_weight = 0.56 if config.method == "qlora" else weight_bytes
         model_bytes = params * per_weight + _lora_params(dims, config.lora.r) * 16
     t = config.training
-    tokens = t.per_device_train_batch_size * t.max_length
+    pairs = 2 if config.objective in ("dpo", "orpo") else 1  # chosen + rejected sequences
+    tokens = t.per_device_train_batch_size * t.max_length * pairs
+    reference = params * weight_bytes if config.objective == "dpo" and config.method == "full" else 0
     hidden, layers, vocab = dims.get("hidden_size", 0), dims.get("num_hidden_layers", 0), dims.get("vocab_size", 0)
     act_layers = 1 if t.gradient_checkpointing else max(layers, 1)
     activations = tokens * hidden * act_layers * 16 * weight_bytes / 4 + tokens * vocab * 4 * 2
     gb = 1024**3
-    total = model_bytes + activations
+    total = model_bytes + activations + reference
     return {
         "model_gb": round(model_bytes / gb, 2),
         "activations_gb": round(activations / gb, 2),
+        "reference_gb": round(reference / gb, 2),
         "total_gb": round(total / gb, 2),
         "model_bytes": int(model_bytes),
         "total_bytes": int(total),

@@ -1,9 +1,10 @@
 """Turn the config's 'auto' values into concrete choices for this machine.
 
 Measured on a 2-core CPU (bench/RESULTS.md): TRL's padding-free packing gives no gain there
-because SDPA attends over the whole flattened row, while batching examples of similar
-length removes most padding for free. So on CPU: no packing, length-grouped batches, fp32.
-On a CUDA GPU with flash-attention 2, padding-free packing wins, so it is chosen there.
+because SDPA attends over the whole flattened row, while running each batch's examples as
+micro-batches of similar length (`group_by_length`, see training/batching.py) removes most
+padding without changing the gradient. So on CPU: no packing, length-sorted micro-batches,
+fp32. On a CUDA GPU with flash-attention 2, padding-free packing wins, so it is chosen there.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from transformers import TrainerCallback
 
-from nocodetune.records.events import EventWriter
+from nocodetune.records.events import PREFERENCE_KEYS, EventWriter
 from nocodetune.training.heartbeat import Heartbeat
 
 
@@ -98,7 +98,10 @@ class EventsCallback(TrainerCallback):
             "tokens_per_second": round(tps, 1),
             "eta_seconds": round(eta, 1) if eta is not None else None,
             "progress": round(state.global_step / max(state.max_steps, 1), 4),
+            **_preference_figures(logs, ""),
         }
+        if logs.get("grad_norm") is not None:
+            record["grad_norm"] = float(logs["grad_norm"])
         self.history.append(record)
         self.writer.emit("log", **record)
         if not math.isfinite(loss):
@@ -109,8 +112,11 @@ class EventsCallback(TrainerCallback):
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kwargs: Any) -> None:
         if metrics and "eval_loss" in metrics:
             loss = float(metrics["eval_loss"])
-            self.history.append({"step": state.global_step, "eval_loss": loss})
-            self.writer.emit("eval", step=state.global_step, eval_loss=loss, perplexity=perplexity(loss))
+            figures = _preference_figures(metrics, "eval_")
+            # A preference (DPO/ORPO) loss is not a language-model loss: it has no perplexity.
+            record = {"step": state.global_step, "eval_loss": loss, "perplexity": None if figures else perplexity(loss), **figures}
+            self.history.append(record)
+            self.writer.emit("eval", **record)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         path = self.checkpoints / f"checkpoint-{state.global_step}"
@@ -122,3 +128,13 @@ def perplexity(loss: float) -> float | None:
         return round(math.exp(loss), 4) if math.isfinite(loss) else None
     except OverflowError:
         return None
+
+
+def preference_log_keys() -> dict[str, str]:
+    """Event field → the key TRL logs it under (`rewards_chosen` ← `rewards/chosen`)."""
+    return {key: key.replace("rewards_", "rewards/", 1) for key in PREFERENCE_KEYS}
+
+
+def _preference_figures(logs: dict[str, Any], prefix: str) -> dict[str, float]:
+    """The DPO/ORPO reward figures present in a Trainer log, under the events' names."""
+    return {key: float(logs[prefix + trl]) for key, trl in preference_log_keys().items() if logs.get(prefix + trl) is not None}

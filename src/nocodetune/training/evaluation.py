@@ -2,7 +2,9 @@
 
 This is what tells a user whether fine-tuning helped on *their* task: the same held-out
 prompts are answered by the starting model and by the trained one, and scored by exact
-match (after trimming whitespace) or by containment.
+match (after trimming whitespace) or by containment. For preference pairs (DPO, ORPO) it
+also measures preference accuracy: how often the model finds the chosen answer more
+likely than the rejected one.
 """
 
 from __future__ import annotations
@@ -71,3 +73,81 @@ def run_heldout(
         items.append(item)
     value = sum(i["score"] for i in items) / len(items) if metric != "none" else None
     return {"score": value, "items": items}
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def pair_sequences(example: Example, tokenizer: Any, max_length: int) -> list[tuple[list[int], int]]:
+    """(token ids, index of the first answer token) for prompt+chosen and prompt+rejected.
+
+    Built as TRL's DPOTrainer builds them: the chat-template render of the prompt (assistant
+    turn opened) and of prompt+answer; the answer starts where the two token lists part;
+    sequences are cut to max_length from the end.
+    """
+    prompt = _ids(tokenizer, render(tokenizer, example["prompt"], add_generation_prompt=True))
+    out = []
+    for key in ("chosen", "rejected"):
+        full = _ids(tokenizer, render(tokenizer, [*example["prompt"], *example[key]], add_generation_prompt=False))
+        out.append((full[:max_length], _common_prefix(prompt, full)))
+    return out
+
+
+def _ids(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def answer_logps(model: Any, sequences: list[tuple[list[int], int]], batch_size: int = 8) -> list[float]:
+    """Sum of the model's log-probabilities of each sequence's answer tokens (from its answer start on)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sums: list[float] = []
+    try:
+        for i in range(0, len(sequences), batch_size):
+            chunk = sequences[i : i + batch_size]
+            width = max(len(ids) for ids, _ in chunk)
+            ids = torch.zeros((len(chunk), width), dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            answer = torch.zeros((len(chunk), width), dtype=torch.bool)
+            for row, (tokens, start) in enumerate(chunk):
+                ids[row, : len(tokens)] = torch.tensor(tokens)
+                mask[row, : len(tokens)] = 1
+                answer[row, start : len(tokens)] = True
+            ids, mask, answer = ids.to(device), mask.to(device), answer.to(device)
+            with torch.no_grad():
+                logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            logps = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            sums.extend((logps * answer[:, 1:]).sum(dim=1).tolist())
+    finally:
+        if was_training:
+            model.train()
+    return sums
+
+
+def preference_accuracy(model: Any, tokenizer: Any, examples: list[Example], *, max_length: int, limit: int) -> dict[str, Any]:
+    """Share of up to `limit` held-out pairs where the model's log-probability of the chosen
+    answer (summed over its tokens) is above the rejected one's, and the mean margin between them.
+
+    Unlike DPO's `rewards_accuracies` this needs no reference model: it is the model's own
+    preference, so it compares the model before and after training on the same pairs.
+    """
+    pairs = [e for e in examples if "chosen" in e][:limit]
+    if not pairs:
+        return {"accuracy": None, "margin": None, "pairs": 0}
+    sequences = [seq for e in pairs for seq in pair_sequences(e, tokenizer, max_length)]
+    logps = answer_logps(model, sequences)
+    margins = [logps[2 * i] - logps[2 * i + 1] for i in range(len(pairs))]
+    return {
+        "accuracy": sum(1 for m in margins if m > 0) / len(margins),
+        "margin": round(sum(margins) / len(margins), 4),
+        "pairs": len(margins),
+    }

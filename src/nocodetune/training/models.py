@@ -17,13 +17,12 @@ def load_start(job: ResolvedJob, paths: JobPaths, *, dtype: str, attn: str) -> A
     return assemble(paths, include_self=False, dtype=dtype, attn=attn, quantize_4bit=job.config.method == "qlora")
 
 
-def apply_lora(model: Any, job: ResolvedJob) -> Any:
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+def lora_config(job: ResolvedJob) -> Any:
+    """peft's LoraConfig from the job's `lora` section (the SFT path wraps the model with it; DPO/ORPO hand it to TRL)."""
+    from peft import LoraConfig
 
-    if getattr(model, "is_loaded_in_4bit", False):
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=job.config.training.gradient_checkpointing)
     lora = job.config.lora
-    config = LoraConfig(
+    return LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
@@ -32,4 +31,18 @@ def apply_lora(model: Any, job: ResolvedJob) -> Any:
         modules_to_save=lora.modules_to_save,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+
+
+def prepare_quantized(model: Any, job: ResolvedJob) -> Any:
+    """A 4-bit (QLoRA) model made trainable under an adapter (norms in fp32, input grads); others unchanged."""
+    if not getattr(model, "is_loaded_in_4bit", False):
+        return model
+    from peft import prepare_model_for_kbit_training
+
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=job.config.training.gradient_checkpointing)
+
+
+def apply_lora(model: Any, job: ResolvedJob) -> Any:
+    from peft import get_peft_model
+
+    return get_peft_model(prepare_quantized(model, job), lora_config(job))

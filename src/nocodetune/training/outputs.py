@@ -165,11 +165,16 @@ def write_model_card(path: Path, job: ResolvedJob, metrics: dict[str, Any], mode
             f"\nHeld-out {job.config.evaluation.heldout_metric}: "
             f"{metrics['heldout_score_before']:.2f} before → {metrics.get('heldout_score_after', 0):.2f} after training.\n"
         )
-    keys = ("train_loss", "eval_loss", "perplexity", "tokens_seen", "train_runtime_seconds", "tokens_per_second")
+    if metrics.get("heldout_preference_accuracy_before") is not None:
+        scores += (
+            f"\nHeld-out preference accuracy (chosen answer more likely than rejected): "
+            f"{metrics['heldout_preference_accuracy_before']:.2f} before → {metrics.get('heldout_preference_accuracy_after') or 0:.2f} after training.\n"
+        )
+    keys = ("train_loss", "eval_loss", "perplexity", "tokens_seen", "train_runtime_seconds", "tokens_per_second", "stop_reason")
     table = "\n".join(f"| {k} | {metrics.get(k)} |" for k in keys)
     text = f"""# {job.name}
 
-Fine-tuned with NoCodeTune ({job.config.method}) from **{start}**.
+Fine-tuned with NoCodeTune ({job.config.method}, {job.config.objective}) from **{start}**.
 {job.config.description}
 
 - Output: `{model_path.relative_to(path.parent.parent) if model_path.is_relative_to(path.parent.parent) else model_path}`

@@ -1,4 +1,4 @@
-"""Run one job folder end to end: data → model → SFTTrainer → outputs, reporting events.
+"""Run one job folder end to end: data → model → the objective's trainer (SFT, DPO, ORPO) → outputs, reporting events.
 
 Every outcome ends in exactly one terminal event: `finished` (exit 0), `failed` with a
 kind and a hint (exit 1), or `cancelled` after SIGTERM, once a checkpoint is saved
@@ -24,6 +24,7 @@ from nocodetune.records.events import read_events
 from nocodetune.settings import Settings, apply_network_policy
 from nocodetune.training import distributed
 from nocodetune.training.heartbeat import Heartbeat
+from nocodetune.training.workflows import check_objective
 from nocodetune.data.examples import Example, read_examples, split_examples
 from nocodetune.workspace import JobPaths
 
@@ -66,7 +67,10 @@ def load_job(paths: JobPaths) -> ResolvedJob:
 
 
 def preflight(job: ResolvedJob) -> None:
-    """Checks that need no torch: QLoRA requirements."""
+    """Checks that need no torch: reporting (W&B set up when asked for), QLoRA requirements."""
+    from nocodetune.training.reporting import check_reporting
+
+    check_reporting(job.config)
     if job.config.method == "qlora":
         missing = [p for p in ("bitsandbytes",) if importlib.util.find_spec(p) is None]
         import torch  # cheap next to a model load; needed to see the GPU
@@ -183,6 +187,7 @@ class JobRun:
         preflight(job)
         self.message("reading data", "mapping dataset rows to training examples")
         fmt, train, evals = load_examples(job, self.paths)
+        check_objective(job.config.objective, fmt)
         if not train:
             raise DataError("no training examples left after the eval split", field="training.eval_split", hint="add rows or lower training.eval_split")
         distributed.init_process_group()  # several processes: join the others (no-op for one)

@@ -1,4 +1,6 @@
-"""The heavy half of a run: load the model, tokenize, train with TRL's SFTTrainer, save.
+"""The heavy half of a run, shared by every training method: load the start model, hold
+out and score, train with the objective's workflow (`training.workflows`: sft, dpo,
+orpo), save, report.
 
 Kept apart from runner.py so that everything before it (config, data and QLoRA checks)
 runs without importing torch, transformers or TRL.
@@ -11,30 +13,38 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nocodetune.errors import ConfigError
 from nocodetune.records.job import ResolvedJob
-from nocodetune.settings import Settings
 from nocodetune.training import distributed
 from nocodetune.training.auto import Runtime, resolve_runtime
-from nocodetune.training.callbacks import EventsCallback, perplexity
-from nocodetune.training.evaluation import run_heldout
+from nocodetune.training.callbacks import EventsCallback, perplexity, preference_log_keys
+from nocodetune.training.evaluation import preference_accuracy, run_heldout
 from nocodetune.data.examples import Example
 from nocodetune.modeling.assemble import Assembled
 from nocodetune.records.weights import AppliedLayer, write_weights
-from nocodetune.training.models import apply_lora, load_start
-from nocodetune.training.outputs import guard_checkpoint_saves, last_complete_checkpoint, plot_loss, save_atomically, write_json, write_model_card, write_samples
-from nocodetune.training.tokenize import MASK_SCHEME, cache_key, load_or_tokenize, tokenizer_fingerprint
+from nocodetune.training.models import load_start
+from nocodetune.training.outputs import last_complete_checkpoint, plot_loss, save_atomically, write_json, write_model_card, write_samples
+from nocodetune.training.reporting import report_to, tensorboard_callback
 
 if TYPE_CHECKING:
     from nocodetune.training.runner import JobRun
 
 
-def sft_config(job: ResolvedJob, rt: Runtime, checkpoints: Path, has_eval: bool) -> Any:
-    """SFTConfig from the job config. TRL's own defaults (bf16 on, gradient checkpointing on) are overridden."""
-    from trl import SFTConfig
+def training_args(job: ResolvedJob, rt: Runtime, checkpoints: Path, has_eval: bool) -> dict[str, Any]:
+    """TrainingArguments every workflow shares. TRL's own defaults (bf16 on, gradient checkpointing on) are overridden.
 
+    Early stopping (`training.early_stopping_patience`) watches the eval loss and ends
+    with the best model: transformers' EarlyStoppingCallback needs `metric_for_best_model`,
+    and `load_best_model_at_end` needs a checkpoint at every evaluation, so with early
+    stopping checkpoints follow the evaluations (save_steps = eval_steps, or per epoch).
+    """
     t = job.config.training
     eval_strategy = ("steps" if t.eval_steps else "epoch") if has_eval else "no"
-    return SFTConfig(
+    save: dict[str, Any] = {"save_strategy": "steps" if t.save_steps else "epoch", "save_steps": t.save_steps or 500}
+    if t.early_stopping_patience and has_eval:
+        save = {"save_strategy": eval_strategy, "save_steps": t.eval_steps or 500,
+                "load_best_model_at_end": True, "metric_for_best_model": "eval_loss", "greater_is_better": False}
+    return dict(
         output_dir=str(checkpoints),
         learning_rate=t.learning_rate,
         num_train_epochs=t.num_train_epochs,
@@ -49,51 +59,35 @@ def sft_config(job: ResolvedJob, rt: Runtime, checkpoints: Path, has_eval: bool)
         optim=t.optim,
         seed=t.seed,
         data_seed=t.seed,
-        max_length=t.max_length,
-        packing=rt.packing,
-        padding_free=rt.padding_free,
-        train_sampling_strategy="group_by_length" if rt.group_by_length else "random",
-        length_column_name="length",
         logging_strategy="steps",
         logging_steps=t.logging_steps,
         logging_first_step=True,
         eval_strategy=eval_strategy,
         eval_steps=t.eval_steps,
-        save_strategy="steps" if t.save_steps else "epoch",
-        save_steps=t.save_steps or 500,
         save_total_limit=t.save_total_limit,
+        **save,
         gradient_checkpointing=t.gradient_checkpointing,
         bf16=rt.bf16,
         fp16=rt.fp16,
         use_cpu=rt.device == "cpu",
         include_num_input_tokens_seen="non_padding",
-        report_to="none",
+        report_to=report_to(job.config),
         disable_tqdm=True,
         dataloader_num_workers=0,
-        remove_unused_columns=True,
         **distributed.trainer_args(job.config.resources.strategy, job.config.resources.deepspeed_stage),
     )
 
 
-def sft_trainer_class(rt: Runtime) -> type:
-    """SFTTrainer, with the model's own loss on CPU.
+def callbacks_for(job: ResolvedJob, paths: Any, events: EventsCallback) -> list[Any]:
+    """Events always; early stopping and TensorBoard when the job asks for them."""
+    from transformers import EarlyStoppingCallback
 
-    TRL computes the loss through a chunked fused LM head that also yields per-token
-    entropy and top-1 accuracy (logged metrics). On a CPU that costs ~25% of every step
-    (measured: 3.45 s vs 2.75 s for a batch of 8x100 on SmolLM2-135M + LoRA); the loss
-    value is the same token mean, so CPU runs use `Trainer.compute_loss` instead.
-    """
-    from transformers import Trainer
-    from trl import SFTTrainer
-
-    if rt.device != "cpu":
-        return guard_checkpoint_saves(SFTTrainer)
-
-    class PlainLossSFTTrainer(SFTTrainer):
-        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
-            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-
-    return guard_checkpoint_saves(PlainLossSFTTrainer)
+    out: list[Any] = [events]
+    if job.config.training.early_stopping_patience:
+        out.append(EarlyStoppingCallback(early_stopping_patience=job.config.training.early_stopping_patience))
+    if "tensorboard" in job.config.training.report_to:
+        out.append(tensorboard_callback(paths.logs / "tensorboard"))
+    return out
 
 
 def _heldout(run: "JobRun", job: ResolvedJob, model: Any, tokenizer: Any, evals: list[Example], stage: str) -> dict[str, Any]:
@@ -117,14 +111,28 @@ def _heldout(run: "JobRun", job: ResolvedJob, model: Any, tokenizer: Any, evals:
             model.unmerge_adapter()
 
 
+def _preference_heldout(run: "JobRun", job: ResolvedJob, model: Any, tokenizer: Any, evals: list[Example], stage: str) -> dict[str, Any] | None:
+    """Held-out preference accuracy of `model` (preference objectives only)."""
+    if job.config.objective == "sft" or not evals:
+        return None
+    limit = job.config.evaluation.heldout_max_examples
+    run.message("evaluating", f"scoring {min(limit, len(evals))} held-out preference pairs ({stage} training)")
+    return preference_accuracy(model, tokenizer, evals, max_length=job.config.training.max_length, limit=limit)
+
+
 def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], evals: list[Example]) -> int:
     import torch
 
+    from nocodetune.training import workflows
     from nocodetune.training.runner import EXIT_CANCELLED, EXIT_OK, NanLoss
 
-    paths, cfg, settings = run.paths, job.config, Settings()
+    paths, cfg = run.paths, job.config
+    if cfg.training.early_stopping_patience and not evals:
+        raise ConfigError("early stopping watches the eval loss, and this job holds out no rows", field="training.early_stopping_patience",
+                          hint="set training.eval_split above 0, or remove training.early_stopping_patience")
     rt = resolve_runtime(cfg)
     torch.manual_seed(cfg.training.seed)
+    workflow = workflows.for_objective(cfg.objective)
 
     run.message("loading model", f"loading {cfg.model.source if not job.lineage.parent else 'parent ' + str(job.lineage.parent)} ({rt.dtype}, {rt.device})")
     with distributed.main_first():  # several processes: rank 0 fills the converted-model cache, the others read it
@@ -132,26 +140,10 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
     model, tokenizer = start.model, start.tokenizer
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if cfg.method in ("lora", "qlora"):
-        model = apply_lora(model, job)
 
-    run.message("tokenizing", f"tokenizing {len(train)} train and {len(evals)} eval examples ({fmt})")
-    key = cache_key(
-        data=[d.sha256 for d in job.datasets],
-        dataset=cfg.dataset.model_dump(exclude={"ref"}),
-        tokenizer=tokenizer_fingerprint(tokenizer),
-        max_length=cfg.training.max_length,
-        completion_only=cfg.training.completion_only_loss,
-        split=(cfg.training.eval_split, cfg.training.seed),
-        parents=[layer.model_dump() for layer in start.layers],
-        masks=MASK_SCHEME,
-    )
-    splits = {"train": train, **({"eval": evals} if evals else {})}
-    with distributed.main_first():  # several processes: rank 0 fills the cache, the others read it
-        data, cached = load_or_tokenize(
-            splits, tokenizer, max_length=cfg.training.max_length, completion_only_loss=cfg.training.completion_only_loss,
-            key=key, cache_root=Path(settings.cache_dir) / "tokenized",
-        )
+    run.message("tokenizing", f"preparing {len(train)} train and {len(evals)} eval examples ({fmt}, {cfg.objective})")
+    with distributed.main_first():  # several processes: rank 0 fills the tokenized cache, the others read it
+        data, cached = workflow.prepare(job, tokenizer, start, train, evals)
 
     before_file = paths.outputs / ".heldout_before.json"
     paths.outputs.mkdir(parents=True, exist_ok=True)
@@ -161,6 +153,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         before = json.loads(before_file.read_text())
     elif distributed.is_main():  # samples and scores are rank 0's
         before = _heldout(run, job, model, tokenizer, evals, "before")
+        before["preference"] = _preference_heldout(run, job, model, tokenizer, evals, "before")
         write_json(before_file, before)
     else:
         before = {"score": None, "items": []}
@@ -172,6 +165,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         "num_train_examples": len(data["train"]),
         "num_eval_examples": len(data["eval"]) if "eval" in data else 0,
         "method": cfg.method,
+        "objective": cfg.objective,
         "resumed_from": resume,
         "format": fmt,
         "runtime": rt.model_dump(),
@@ -183,14 +177,8 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         run.writer, run.flags, started, paths.checkpoints, run.heartbeat,
         stop_check=lambda: distributed.agree(run.flags.cancel or distributed.stop_requested(paths)),
     )
-    trainer = sft_trainer_class(rt)(
-        model=model,
-        args=sft_config(job, rt, paths.checkpoints, "eval" in data),
-        train_dataset=data["train"],
-        eval_dataset=data.get("eval"),
-        processing_class=tokenizer,
-        callbacks=[callback],
-    )
+    callbacks = callbacks_for(job, paths, callback)
+    trainer = workflow.build_trainer(job, rt, model, tokenizer, data, training_args(job, rt, paths.checkpoints, "eval" in data), callbacks)
     t_train = time.time()
     run.training = True
     try:
@@ -209,7 +197,11 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         run.writer.emit(run.stop_event(), step=state.global_step, checkpoint=str(ckpt) if ckpt.is_dir() else None)
         return EXIT_CANCELLED
 
-    eval_loss = next((h["eval_loss"] for h in reversed(state.log_history) if "eval_loss" in h and h.get("step") == state.global_step), None)
+    stop = stop_reason(job, state, callbacks)
+    if trainer.args.load_best_model_at_end and state.best_metric is not None:
+        eval_loss = state.best_metric  # the model kept is the best one, not the last
+    else:
+        eval_loss = next((h["eval_loss"] for h in reversed(state.log_history) if "eval_loss" in h and h.get("step") == state.global_step), None)
     if "eval" in data and eval_loss is None:
         run.message("evaluating", "computing eval loss")
         eval_loss = trainer.evaluate().get("eval_loss")
@@ -218,6 +210,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
     if not distributed.is_main():
         return EXIT_OK  # rank 0 samples, saves and reports
     after = _heldout(run, job, trainer.model, tokenizer, evals, "after")
+    after["preference"] = _preference_heldout(run, job, trainer.model, tokenizer, evals, "after")
     for stage, items in (("before", before["items"]), ("after", after["items"])):
         for item in items[: cfg.output.num_samples]:
             run.writer.emit("sample", stage=stage, **item)
@@ -227,15 +220,26 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
         final = _save_final(job, paths, trainer.model, tokenizer, start)
     trained = "train_runtime" in result.metrics  # False when a finished checkpoint was only reloaded
     new_tokens = int(state.num_input_tokens_seen or 0) - callback.tokens_at_start
-    tps = new_tokens / train_seconds if trained and train_seconds > 0 else None
+    tps = new_tokens / train_seconds if trained and train_seconds > 0 and new_tokens > 0 else None
     metrics = _metrics(job, rt, start, result, state, eval_loss, before, after, train_seconds, run.t0, started, tps)
+    metrics["stop_reason"] = stop
     write_json(paths.metrics_json, metrics)
     n = cfg.output.num_samples
     write_samples(paths.samples_jsonl, before["items"][:n], after["items"][:n])
     plot_loss(paths.loss_png, callback.history)
     write_model_card(paths.model_card, job, metrics, final, start.description)
-    run.writer.emit("finished", metrics=metrics, model_path=str(final))
+    run.writer.emit("finished", metrics=metrics, model_path=str(final), stop_reason=stop)
     return EXIT_OK
+
+
+def stop_reason(job: ResolvedJob, state: Any, callbacks: list[Any]) -> str:
+    """Why training ended: `early_stopping` (eval loss stopped improving), else `max_steps` or `epochs`."""
+    from transformers import EarlyStoppingCallback
+
+    early = next((c for c in callbacks if isinstance(c, EarlyStoppingCallback)), None)
+    if early is not None and early.early_stopping_patience_counter >= early.early_stopping_patience and state.global_step < state.max_steps:
+        return "early_stopping"
+    return "max_steps" if job.config.training.max_steps > 0 else "epochs"
 
 
 def _completed(checkpoint: str) -> bool:
@@ -302,10 +306,12 @@ def _metrics(job: ResolvedJob, rt: Runtime, start: Assembled, result: Any, state
     tokens = int(state.num_input_tokens_seen or 0)
     return {
         "method": job.config.method,
+        "objective": job.config.objective,
         "model": start.base.name,
         "train_loss": train_loss,
         "eval_loss": eval_loss,
-        "perplexity": perplexity(eval_loss) if eval_loss is not None else None,
+        # a DPO/ORPO loss is not a language-model loss: no perplexity for it
+        "perplexity": perplexity(eval_loss) if eval_loss is not None and job.config.objective == "sft" else None,
         "tokens_seen": tokens,
         "global_step": state.global_step,
         "epochs": state.epoch,
@@ -318,10 +324,28 @@ def _metrics(job: ResolvedJob, rt: Runtime, start: Assembled, result: Any, state
         "heldout_metric": job.config.evaluation.heldout_metric,
         "heldout_score_before": before.get("score"),
         "heldout_score_after": after.get("score"),
+        **_preference_metrics(job, state, before, after),
         "resumed_from": started["resumed_from"],
         "tokenization_cached": started["tokenization_cached"],
         "runtime": rt.model_dump(),
         "data_sha256": {f"{d.name}@{d.version}": d.sha256 for d in job.datasets},
         "lineage": {"parent": job.lineage.parent, "parent_chain": job.lineage.parent_chain, "started_from": start.weights_record(None).model_dump(mode="json")},
+        "best_step": state.best_global_step if state.best_metric is not None else None,
         "history": [h for h in state.log_history if "loss" in h or "eval_loss" in h],
+    }
+
+
+def _preference_metrics(job: ResolvedJob, state: Any, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Held-out preference accuracy and margin before/after, and the last eval's reward figures (TRL's names, `/` → `_`)."""
+    if job.config.objective == "sft":
+        return {}
+    pref_before, pref_after = before.get("preference") or {}, after.get("preference") or {}
+    last_eval = next((h for h in reversed(state.log_history) if "eval_loss" in h), {})
+    return {
+        "heldout_preference_accuracy_before": pref_before.get("accuracy"),
+        "heldout_preference_accuracy_after": pref_after.get("accuracy"),
+        "heldout_preference_margin_before": pref_before.get("margin"),
+        "heldout_preference_margin_after": pref_after.get("margin"),
+        "heldout_preference_pairs": pref_after.get("pairs"),
+        **{f"eval_{key}": last_eval.get(f"eval_{trl}") for key, trl in preference_log_keys().items()},
     }
