@@ -17,6 +17,9 @@ from nocodetune.errors import NocodetuneError, UnsafeNameError
 DEFAULT_DIRNAME = "ModelTrainingWorkspace"
 MARKER = "nocodetune.db"  # a folder holding this (or the four dirs below) is a workspace
 LAYOUT_DIRS = ("archive", "files", "jobs", "logs")
+# What makes a folder a workspace: git, zip tools and some sync tools drop empty folders
+# (a fresh `logs/`), so those are put back on open rather than refusing the workspace.
+CORE_DIRS = ("files", "jobs")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -161,7 +164,7 @@ class Workspace:
         return self.root / ".tmp"
 
     def exists(self) -> bool:
-        return self.root.is_dir() and all((self.root / d).is_dir() for d in LAYOUT_DIRS)
+        return self.root.is_dir() and all((self.root / d).is_dir() for d in CORE_DIRS)
 
     def require(self) -> "Workspace":
         if not self.exists():
@@ -170,6 +173,7 @@ class Workspace:
                 file=str(self.root),
                 hint="create one with `nocodetune init PATH`, or point to one with --workspace or NOCODETUNE_WORKSPACE",
             )
+        self.create_layout()
         return self
 
     def create_layout(self) -> list[Path]:

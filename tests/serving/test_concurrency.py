@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from tests.live_server import run_async
 from tests.serving.conftest import build, chat_ids, greedy_reference, live_server, served
 
 PROMPTS = ["quick brown fox", "Convert the date", "terrible, broke", "great product", "January February", "0 1 2 3 4 5"]
@@ -52,7 +53,7 @@ def test_concurrent_clients_are_batched_and_all_answered_correctly(tiny_model_di
         return [r.choices[0].message.content for r in replies]
 
     with live_server(app) as url:
-        answers = asyncio.run(ask_all(url))
+        answers = run_async(ask_all(url))
         steps = _metric(url, "nocodetune_batch_size_count")
         single_steps = _metric(url, 'nocodetune_batch_size_bucket{le="1.0"}')
         generated = _metric(url, "nocodetune_generation_tokens_total")

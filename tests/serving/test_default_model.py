@@ -13,6 +13,7 @@ import pytest
 
 from nocodetune.servers import manager
 from nocodetune.workspace import Workspace
+from tests.live_server import run_async
 from tests.serving.conftest import build, live_server, need_llamacpp
 from tests.serving.test_openai_sdk import client
 
@@ -37,7 +38,7 @@ def _ask_one_by_one_and_together(url: str) -> tuple[list[str], list[str]]:
         )
         return [r.choices[0].message.content or "" for r in replies]
 
-    return one_by_one, asyncio.run(together())
+    return one_by_one, run_async(together())
 
 
 def test_server_start_model_serves_the_default_model_as_jobs_train_on_it(workspace_dir: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from nocodetune.serving.engine import GenerationEngine, SamplingParams, StreamEvent
+from tests.live_server import run_async
 from tests.serving.conftest import greedy_reference
 
 
@@ -77,7 +78,7 @@ def test_requests_joining_a_running_batch_see_the_logits_of_a_lone_request(livel
             delays = [0, 0, 0.01, 0.02, 0.03]
             return await asyncio.gather(*(_run(engine, i, p, d) for d, i, p in zip(delays, ids, params)))
 
-        results = asyncio.run(main())
+        results = run_async(main())
     finally:
         engine.shutdown()
 
@@ -117,7 +118,7 @@ def test_a_failing_prefill_fails_only_the_new_request(lively_model: tuple[Any, A
                 _run(engine, long, SamplingParams(max_new_tokens=5, temperature=0), 0.05),
             )
 
-        (short_text, short_end), (_, long_end) = asyncio.run(main())
+        (short_text, short_end), (_, long_end) = run_async(main())
     finally:
         engine.shutdown()
     assert long_end.kind == "error" and "out of memory" in (long_end.error or "")

@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from nocodetune.errors import ConfigError
+from tests.live_server import run_async
 from tests.serving.conftest import build, live_server, need_llamacpp
 from tests.serving.test_openai_sdk import client
 
@@ -27,7 +28,7 @@ def _ask_all(url: str, max_tokens: int) -> list[str]:
         )
         return [r.choices[0].message.content or "" for r in replies]
 
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def test_a_gguf_is_served_by_llama_cpp(llama_server: tuple[str, Any]) -> None:
@@ -58,7 +59,7 @@ def test_requests_wait_for_kv_cells_instead_of_failing(tiny_gguf: Path) -> None:
             )
             return [r.choices[0].message.content or "" for r in replies]
 
-        assert asyncio.run(together()) == alone
+        assert run_async(together()) == alone
 
 
 def test_backend_choice(tiny_gguf: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

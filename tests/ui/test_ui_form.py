@@ -104,7 +104,7 @@ def test_columns_are_dropdowns_and_errors_say_what_to_do_here(page: Any, fake_se
     page.select_option("#model-pick", index=0)
     page.fill("#f-training-max_length", "16")
     page.click("#validate-btn")
-    page.wait_for_function("document.querySelector('#busy-text').textContent.includes('Getting the checker ready')")
+    page.wait_for_function("(document.querySelector('#busy-text')?.textContent ?? '').includes('Getting the checker ready')")
     assert re.search(r"\d+ s$", page.text_content("#busy-text"))
     page.wait_for_selector('#report [data-report-ok="true"]')
     assert page.locator("#busy").is_hidden()

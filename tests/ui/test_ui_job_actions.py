@@ -49,7 +49,7 @@ def test_queue_stop_resume_and_run_again_are_explained(page: Any, fake_server: L
     # The queued job says what it waits for; taking it off the queue promises no checkpoint.
     page.goto(f"{fake_server.url}/ui/jobs/second")
     page.wait_for_selector('#job-status [data-status="queued"]')
-    page.wait_for_function("document.querySelector('#action-help').textContent.includes('first is training now')")
+    page.wait_for_function("(document.querySelector('#action-help')?.textContent ?? '').includes('first is training now')")
     cancel = page.locator('#job-actions [data-action="cancel"]')
     assert cancel.inner_text() == "Take off the queue"
     shoot("job-queued")
@@ -63,7 +63,7 @@ def test_queue_stop_resume_and_run_again_are_explained(page: Any, fake_server: L
 
     # The running job: stopping it keeps the steps done; then Resume names the step it continues from.
     page.goto(f"{fake_server.url}/ui/jobs/first")
-    page.wait_for_function("document.querySelector('[data-stat=\"step\"]').textContent.startsWith('3 of')")
+    page.wait_for_function("(document.querySelector('[data-stat=\"step\"]')?.textContent ?? '').startsWith('3 of')")
     assert "Stop saves a checkpoint" in page.inner_text("#action-help")
     page.click('#job-actions [data-action="cancel"]')
     page.wait_for_selector('#job-status [data-status="cancelled"]', timeout=30_000)
@@ -77,7 +77,8 @@ def test_queue_stop_resume_and_run_again_are_explained(page: Any, fake_server: L
     hold.unlink()
     resume.click()
     page.wait_for_selector('#job-status [data-status="succeeded"]', timeout=30_000)
-    assert "resumed from the last checkpoint" in page.inner_text("#log-readable")
+    # the status can arrive before the log stream of the new run catches up
+    page.wait_for_function("(document.querySelector('#log-readable')?.textContent ?? '').includes('resumed from the last checkpoint')", timeout=30_000)
     assert page.locator("#export-slot").is_hidden()  # no export route on this server: no dead button
 
 
@@ -88,7 +89,7 @@ def test_a_deleted_dataset_says_so(page: Any, fake_server: LiveServer) -> None:
     page.goto(f"{fake_server.url}/ui/jobs/uses-old")
     row = page.locator('#datasets tr[data-dataset="old"]')
     row.wait_for()
-    page.wait_for_function("document.querySelector('#datasets tr[data-dataset=\"old\"]').textContent.includes('Deleted from Datasets')")
+    page.wait_for_function("(document.querySelector('#datasets tr[data-dataset=\"old\"]')?.textContent ?? '').includes('Deleted from Datasets')")
     assert row.locator("a").count() == 0
     page.goto(f"{fake_server.url}/ui/datasets?dataset=old&version=1")
     assert "was deleted" in page.locator("#deleted-notice").inner_text()

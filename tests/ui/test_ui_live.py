@@ -44,10 +44,10 @@ def test_chart_draws_every_logged_step_while_the_job_runs(page: Any, fake_server
     assert page.get_attribute("#job-status .badge", "data-status") == "running"
 
     # No new step for a while: the ETA still counts down and heartbeats say the step is being worked on.
-    page.wait_for_function("document.querySelector('#job-stage').textContent.includes('still working')", timeout=15_000)
+    page.wait_for_function("(document.querySelector('#job-stage')?.textContent ?? '').includes('still working')", timeout=15_000)
     first = page.text_content('[data-stat="eta"]')
     assert first.startswith("about ")
-    page.wait_for_function(f"document.querySelector('[data-stat=\"eta\"]').textContent !== {first!r}", timeout=10_000)
+    page.wait_for_function(f"(document.querySelector('[data-stat=\"eta\"]')?.textContent ?? '') !== {first!r}", timeout=10_000)
     assert page.text_content('[data-stat="step"]') == "3 of 8"
     assert "Step 3/8" in page.inner_text("#log-readable") and "loss" in page.inner_text("#log-readable")
     assert "Before training: 2 of 2 held-out answers generated" in page.inner_text("#log-readable")
@@ -64,7 +64,7 @@ def test_chart_draws_every_logged_step_while_the_job_runs(page: Any, fake_server
 
     # The raw log is one click away, and back.
     page.click("#raw-toggle")
-    page.wait_for_function("document.querySelector('#log-raw').textContent.includes('fake trainer run 1')")
+    page.wait_for_function("(document.querySelector('#log-raw')?.textContent ?? '').includes('fake trainer run 1')")
     assert page.locator("#log-readable").is_hidden()
     page.click("#raw-toggle")
     assert page.locator("#log-readable").is_visible()

@@ -114,7 +114,7 @@ def test_from_an_empty_folder_to_a_side_by_side_chat(page: Any, empty_server: An
     page.wait_for_function(f"{DRAWN_POINTS} === 3", timeout=60_000)
     history = httpx.get(f"{server.url}/api/jobs/reviews-job/metrics", timeout=10).json()["history"]
     assert [h["step"] for h in history if "loss" in h] == [1, 2, 3]
-    page.wait_for_function("document.querySelector('#job-stage').textContent.includes('still working')")
+    page.wait_for_function("(document.querySelector('#job-stage')?.textContent ?? '').includes('still working')")
     shoot("walk-5-running")
     hold.unlink()
     page.wait_for_selector('#job-status [data-status="succeeded"]', timeout=60_000)

@@ -170,6 +170,7 @@ def prepare_workspace(ws: Workspace) -> InitResult | None:
     workspace was already there.
     """
     if ws.exists():
+        ws.create_layout()  # folders a copy dropped because they were empty
         return None
     if ws.root.exists() and (not ws.root.is_dir() or any(ws.root.iterdir())):
         raise NocodetuneError(

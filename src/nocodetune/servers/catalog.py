@@ -96,9 +96,9 @@ def _registered(ws: Workspace) -> list[ModelEntry]:
 def _hub_cache() -> list[ModelEntry]:
     """Models in the local Hugging Face cache that hold a config.json or a GGUF file."""
     try:
-        from huggingface_hub import scan_cache_dir
+        from huggingface_hub import constants, scan_cache_dir
 
-        info = scan_cache_dir()
+        info = scan_cache_dir(constants.HF_HUB_CACHE)  # read now: scan_cache_dir's default was bound when it was imported
     except Exception as exc:  # noqa: BLE001 - no cache (or an unreadable one) means no cached models
         log.debug("no Hugging Face cache: %s", exc)
         return []

@@ -48,7 +48,8 @@
     if (!state.configRendered) { renderConfig(); renderDatasets(d); state.configRendered = true; }
     renderLineage(d);
     if (prev !== state.status || !state.loaded.outputs) loadResults();
-    if (ACTIVE.has(state.status) && !state.stream) openStream();
+    // A run can start and end between two polls: read what it wrote even if it was never seen active.
+    if (!state.stream && (ACTIVE.has(state.status) || (prev && prev !== state.status))) openStream();
     if (state.status === "queued") explainQueue();
     return d;
   }
