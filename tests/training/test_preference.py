@@ -96,7 +96,7 @@ def _built(job_dir: Path, method: str) -> tuple[Any, Any]:
     paths = JobPaths(job_dir)
     job = read_resolved(paths)
     rt = resolve_runtime(job.config)
-    start = load_start(job, dtype=rt.dtype, attn=rt.attn_implementation)
+    start = load_start(job, paths, dtype=rt.dtype, attn=rt.attn_implementation)
     _, train, evals = load_examples(job, paths)
     data, _ = dpo.prepare(job, start.tokenizer, start, train, evals)
     trainer = dpo.build_trainer(job, rt, start.model, start.tokenizer, data, training_args(job, rt, paths.checkpoints, True), [])
