@@ -46,7 +46,7 @@ def main() -> int:
     parser.add_argument("--hold-from", type=int, default=1, help="first step after which --hold-file holds the run")
     parser.add_argument("--heartbeat", type=float, default=0.5, help="seconds between heartbeat events while held")
     parser.add_argument("--eval", action="store_true", help="write an eval event at the end")
-    parser.add_argument("--preference", action="store_true", help="log DPO preference figures (rewards_*) with the loss")
+    parser.add_argument("--preference", action="store_true", help="log DPO preference figures (rewards_*) with the loss, and held-out preference accuracy in metrics.json")
     parser.add_argument("--copy-model", action="store_true", help="save the job's model.source folder as outputs/model")
     args = parser.parse_args()
 
@@ -116,7 +116,11 @@ def main() -> int:
         model = outputs / "adapter"
         model.mkdir(parents=True, exist_ok=True)
         (model / "adapter_config.json").write_text("{}")
-    (outputs / "metrics.json").write_text(json.dumps({"train_loss": 2.0 / step, "resumed_from_step": start, "train_runtime_seconds": time.time() - began}))
+    metrics = {"train_loss": 2.0 / step, "resumed_from_step": start, "train_runtime_seconds": time.time() - began}
+    if args.preference:  # the held-out preference figures a dpo/orpo run writes (fixed values a test can check)
+        metrics.update(objective="dpo", heldout_preference_accuracy_before=0.5, heldout_preference_accuracy_after=0.75,
+                       heldout_preference_margin_before=0.01, heldout_preference_margin_after=0.42, heldout_preference_pairs=4)
+    (outputs / "metrics.json").write_text(json.dumps(metrics))
     (outputs / "samples.jsonl").write_text(json.dumps({"stage": "after", "prompt": "hi", "output": "hello"}) + "\n")
     events.emit("finished", metrics={"train_loss": 2.0 / step}, model_path=str(model))
     return 0

@@ -45,6 +45,8 @@
     if (state.live.eta === null && p.eta_seconds !== null && p.eta_seconds !== undefined) { state.live.eta = p.eta_seconds; state.live.etaAt = Date.now() / 1000; }
     renderHeader(d);
     renderProgress();
+    renderWorkers();
+    if (state.exporter) state.exporter.setStatus(state.status);
     if (!state.configRendered) { renderConfig(); renderDatasets(d); state.configRendered = true; }
     renderLineage(d);
     if (prev !== state.status || !state.loaded.outputs) loadResults();
@@ -164,6 +166,30 @@
     $("#job-alive").textContent = active && live.lastEventAt ? `last update ${fmtDuration(Math.max(0, Date.now() / 1000 - live.lastEventAt))} ago` : "";
   }
 
+  /** Where the job runs: the executor, how many processes, and the hosts of its workers when there are several. */
+  function renderWorkers() {
+    const d = state.detail || {};
+    const el = $("#job-workers");
+    const world = (state.run && state.run.world_size) || d.world_size || 1;
+    const workers = (d.workers && d.workers.length ? d.workers : state.run && state.run.workers) || [];
+    const status = state.status;
+    const verb = ["created", "queued"].includes(status) ? "Will run on" : ACTIVE.has(status) ? "Running on" : "Ran on";
+    const where = d.executor === "ray" ? "a Ray cluster" : "this machine";
+    if (!d.executor && !state.run) { el.hidden = true; return; }
+    const parts = [world > 1 ? `${verb} ${world} processes on ${where}` : `${verb} ${where}, in one process`];
+    el.dataset.worldSize = String(world);
+    if (world > 1 && workers.length) {
+      const byHost = new Map();
+      for (const w of workers) {
+        const host = w.host || w.node || "unknown host";
+        byHost.set(host, [...(byHost.get(host) || []), w.rank]);
+      }
+      parts.push(`workers: ${[...byHost].map(([host, ranks]) => `${host} (process${ranks.length > 1 ? "es" : ""} ${ranks.sort((a, b) => a - b).join(", ")})`).join("; ")}`);
+    }
+    el.textContent = `${parts.join(" — ")}.`;
+    el.hidden = false;
+  }
+
   // ---- live events ------------------------------------------------------------------------------
   function addLine(ev, text, cls) {
     state.lines.push({ time: ev.time, text, cls: cls || ev.type });
@@ -187,6 +213,7 @@
     switch (ev.type) {
       case "started": {
         if (!ev.resumed_from) state.curves = fresh(); // a fresh run draws a fresh curve
+        if (typeof ev.world_size === "number") { state.run = { world_size: ev.world_size, workers: Array.isArray(ev.workers) ? ev.workers : [] }; renderWorkers(); }
         Object.assign(live, { step: ev.resumed_from ? live.step : 0, total: ev.total_steps ?? live.total, fraction: ev.resumed_from ? live.fraction : 0, eta: null, etaAt: null, stage: null, beat: null });
         state.dirty = true;
         const what = [ev.total_steps ? `${ev.total_steps} steps` : null, ev.num_train_examples ? `${ev.num_train_examples} training examples` : null,
@@ -303,6 +330,12 @@
       $("#loss-chart").dataset.points = String(c.loss.size);
     }
     if (c.lr.size && $("#more-charts").open) NCT_CHARTS.draw($("#lr-chart"), [NCT_CHARTS.trace(c.lr, "learning rate", 2)], "learning rate", { showlegend: false });
+    const margins = c.pref.rewards_margins;
+    $("#margin-block").hidden = !margins.size;
+    if (margins.size) {
+      NCT_CHARTS.draw($("#margin-chart"), [NCT_CHARTS.trace(margins, "reward margin (chosen − rejected)", 3)], "reward margin", { showlegend: false });
+      $("#margin-chart").dataset.points = String(margins.size);
+    }
     const prefs = PREF.filter((k) => c.pref[k].size);
     $("#pref-summary").hidden = !prefs.length;
     $("#pref-chart").hidden = !prefs.length;
@@ -351,7 +384,24 @@
 
   const METRIC_LABELS = { train_loss: "Training loss (final)", eval_loss: "Evaluation loss", perplexity: "Perplexity", heldout_score_before: "Held-out score before",
     heldout_score_after: "Held-out score after", global_step: "Steps trained", epochs: "Epochs", tokens_per_second: "Speed (tokens/s)",
-    train_runtime_seconds: "Training time", num_train_examples: "Training examples", num_eval_examples: "Evaluation examples" };
+    train_runtime_seconds: "Training time", num_train_examples: "Training examples", num_eval_examples: "Evaluation examples",
+    heldout_preference_accuracy_before: "Chosen answer preferred, before", heldout_preference_accuracy_after: "Chosen answer preferred, after",
+    heldout_preference_margin_before: "Preference margin before", heldout_preference_margin_after: "Preference margin after" };
+
+  /** Held-out preference accuracy before and after training, as a sentence (dpo/orpo jobs). */
+  function preferenceSentence(m) {
+    const before = m.heldout_preference_accuracy_before;
+    const after = m.heldout_preference_accuracy_after;
+    if (typeof before !== "number" && typeof after !== "number") return null;
+    const share = (v) => (typeof v === "number" ? `${Math.round(v * 100)}%` : "–");
+    const pairs = typeof m.heldout_preference_pairs === "number" ? `${m.heldout_preference_pairs} held-out pairs` : "the held-out pairs";
+    const mb = m.heldout_preference_margin_before;
+    const ma = m.heldout_preference_margin_after;
+    const margin = typeof mb === "number" && typeof ma === "number" ? ` The average margin went from ${fmtNumber(mb, 3)} to ${fmtNumber(ma, 3)}.` : "";
+    const change = typeof before === "number" && typeof after === "number" ? (after > before ? " Training helped." : after < before ? " It did worse after training." : " No change.") : "";
+    return h("p", { id: "pref-result", class: "result-sentence" },
+      `On ${pairs}, the model ranked the chosen answer above the rejected one ${share(before)} of the time before training and ${share(after)} after.${margin}${change}`);
+  }
 
   async function loadMetrics() {
     let m;
@@ -365,7 +415,7 @@
     };
     const key = Object.keys(METRIC_LABELS).map((k) => rows.find(([n]) => n === k)).filter((r) => r && r[1] !== null && r[1] !== undefined);
     const rest = rows.filter((r) => !key.includes(r));
-    replace($("#metrics"), key.length ? table(["Result", "Value"], key.map(row)) : null,
+    replace($("#metrics"), preferenceSentence((m && m.metrics) || {}), key.length ? table(["Result", "Value"], key.map(row)) : null,
       rest.length ? h("details", { class: "advanced" }, h("summary", {}, `All figures (${rest.length} more)`), table(["Figure", "Value"], rest.map(row))) : null);
   }
 
@@ -509,13 +559,11 @@
   for (const b of $$("#job-actions [data-action]")) b.addEventListener("click", () => act(b.dataset.action, b));
   $("#config-changed-only").addEventListener("change", renderConfig);
 
-  // Export (issue 13): offered once the API has the route; nothing is shown before that.
-  async function offerExport() {
-    try {
-      const spec = await api("GET", "/openapi.json");
-      if (!spec.paths || !spec.paths["/api/jobs/{name}/export"]) return;
-      if (window.NCT_EXPORT) window.NCT_EXPORT.mount($("#export-slot"), name);
-    } catch (e) { /* no export on this server */ }
+  // Export (export.js): it shows itself once the server answers the exports listing, and only for a succeeded job.
+  function offerExport() {
+    if (!window.NCT_EXPORT || state.exporter) return;
+    state.exporter = window.NCT_EXPORT.mount($("#export-slot"), name);
+    if (state.exporter && state.status) state.exporter.setStatus(state.status);
   }
 
   let stops = [];

@@ -17,6 +17,8 @@
   // Roles each data layout needs (then may use), as the trainer reads them.
   const LAYOUT_ROLES = { prompt_completion: [["prompt", "completion"], []], alpaca: [["instruction", "output"], ["input"]], messages: [["messages"], []],
     text: [["text"], []], preference: [["prompt", "chosen", "rejected"], []] };
+  // Schema fields shown in a card of their own rather than under "All settings": path -> slot.
+  const PLACED = { objective: "#objective-slot" };
   const PRESETS = [
     { id: "quick", label: "Quick test", help: "20 steps: checks that everything works and measures this machine's speed.",
       values: { "training.max_steps": 20, "training.logging_steps": 1, "output.num_samples": 2 } },
@@ -118,9 +120,10 @@
   function renderForm() {
     const byPath = Object.fromEntries(state.fields.map((f) => [f.path, f]));
     replace($("#common-fields"), COMMON.filter((p) => byPath[p]).map((p) => fieldBlock(byPath[p])));
+    for (const [path, slot] of Object.entries(PLACED)) replace($(slot), byPath[path] ? fieldBlock(byPath[path]) : null);
     const sections = {};
     for (const f of state.fields) {
-      if (COMMON.includes(f.path) || CUSTOM.has(f.path)) continue;
+      if (COMMON.includes(f.path) || CUSTOM.has(f.path) || PLACED[f.path]) continue;
       const sec = f.path.includes(".") ? f.path.split(".")[0] : "general";
       (sections[sec] = sections[sec] || []).push(f);
     }
@@ -334,6 +337,24 @@
       ? `${chosen ? "Read as you chose" : "Found automatically"}: ${L.choice(stats.format)}. Change the columns below if they are wrong.`
       : "Choose the data layout and which column holds what.";
     renderExample(stats.example_preview);
+    suggestObjective(stats.format);
+  }
+
+  /** Preference pairs suggest preference tuning (and other data plain SFT), until the user picks one. */
+  function suggestObjective(format) {
+    const f = state.fields.find((x) => x.path === "objective");
+    const hint = $("#objective-hint");
+    if (!f || !format || state.objectiveTouched) return;
+    let current;
+    try { current = readValue(f); } catch (e) { return; }
+    if (format === "preference") {
+      if (current === "sft") writeValue(f, "dpo");
+      hint.textContent = `Your data has a chosen and a rejected answer for each prompt, so “${L.choice(readValue(f))}” is suggested.`;
+    } else {
+      if (current !== "sft") writeValue(f, "sft");
+      hint.textContent = "";
+    }
+    syncPreset();
   }
 
   /** One example as the model sees it, the part it learns to write highlighted. */
@@ -762,6 +783,8 @@
     $("#job-dataset").addEventListener("change", () => { fillVersions(); clearFieldError("dataset"); state.columnsTouched = false; state.roleValues = {}; loadColumns(); });
     $("#job-dataset-version").addEventListener("change", loadColumns);
     $("#f-dataset-format").addEventListener("change", () => { state.columnsTouched = true; clearFieldError("dataset.format"); clearFieldError("dataset.columns"); renderRoles(); });
+    const objective = $("#f-objective");
+    if (objective) objective.addEventListener("change", () => { state.objectiveTouched = true; $("#objective-hint").textContent = ""; });
     $("#job-name").addEventListener("input", () => clearFieldError("name"));
     $("#validate-btn").addEventListener("click", validate);
     $("#create-btn").addEventListener("click", () => create(false));

@@ -82,7 +82,7 @@ const NCT_LABELS = (() => {
   // Choices, by value; a value missing here is shown as written.
   const CHOICE = {
     full: "Full fine-tuning (all weights)", lora: "LoRA (small adapter, fast)", qlora: "QLoRA (4-bit, needs an NVIDIA GPU)",
-    sft: "Answers (supervised)", dpo: "Preferences (DPO)", orpo: "Preferences (ORPO)",
+    sft: "Learn the answers (SFT)", dpo: "Prefer the chosen answer (DPO)", orpo: "Prefer the chosen answer, in one step (ORPO)",
     auto: "Automatic", float32: "float32 (exact)", bfloat16: "bfloat16", float16: "float16",
     eager: "Eager", sdpa: "SDPA", flash_attention_2: "FlashAttention 2",
     text: "Plain text", prompt_completion: "Prompt and answer", alpaca: "Instruction, input, output", messages: "Conversations",
