@@ -15,6 +15,7 @@ from nocodetune.jobs.service import JobService
 from nocodetune.records.exports import exports_dir
 from nocodetune.workspace import Workspace
 from tests.api.conftest import live_server, read_sse
+from tests.jobs.conftest import wait_for
 
 
 def _export_ids(ws: Workspace, job: str) -> list[str]:
@@ -106,3 +107,29 @@ def test_an_export_whose_process_died_reads_as_interrupted(chain_ws: Workspace) 
     last = json.loads(events_path(export_dir(chain_ws.job("first"), record.id)).read_text().splitlines()[-1])
     assert last["type"] == "failed" and last["kind"] == "killed"
     assert get_export(chain_ws, "first", record.id).finished_at == settled.finished_at  # settled once, not again
+
+
+def test_an_export_takes_a_job_slot_and_is_refused_while_training_holds_them(chain_ws: Workspace) -> None:
+    from nocodetune.jobs.slots import SlotPool
+
+    before = _export_ids(chain_ws, "first")
+    training = SlotPool(chain_ws).try_take(1, "job busy")  # what a running training job holds on a 1-slot CPU machine
+    assert training is not None
+    try:
+        refused = CliRunner().invoke(cli, ["-w", str(chain_ws.root), "job", "export", "first", "--format", "merged"])
+        assert refused.exit_code != 0 and "no free slot for export of first: in use by job busy" in refused.output
+        with live_server(create_app(chain_ws, ("jobs",), job_service=JobService(chain_ws, poll_s=0.2))) as url:
+            answer = httpx.post(f"{url}/api/jobs/first/export", json={"format": "merged"}, timeout=60)
+        assert answer.status_code == 409 and "in use by job busy" in answer.json()["message"]
+        assert _export_ids(chain_ws, "first") == before  # refused before anything was written
+    finally:
+        training.release()
+
+    # a background export holds the slot in its own process until it ends
+    with live_server(create_app(chain_ws, ("jobs",), job_service=JobService(chain_ws, poll_s=0.2))) as url, httpx.Client(base_url=url, timeout=60) as client:
+        record = client.post("/api/jobs/first/export", json={"format": "merged"}).json()
+        second = client.post("/api/jobs/second/export", json={"format": "merged"})  # the first is still importing torch
+        assert second.status_code == 409 and "export of first" in second.json()["message"]
+        read_sse(client, f"/api/jobs/first/exports/{record['id']}/events", timeout=600)
+        assert client.get(f"/api/jobs/first/exports/{record['id']}").json()["status"] == "succeeded"
+    wait_for(lambda: SlotPool(chain_ws).holders() == {}, timeout=60)  # and gives it back when its process ends

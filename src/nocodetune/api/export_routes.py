@@ -31,8 +31,9 @@ router = APIRouter(responses=API_ERRORS)
 def start_export(name: str, body: ExportRequest, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> ExportRecord:
     """Check and start an export; it runs in the background (follow `/exports/{id}` or its events)."""
     status = service.get(name).status  # 404 first
-    record = export_service.create_export(ws, name, body, status=status, within_workspace=True)
-    return export_service.start_background(ws, name, record.id)
+    with export_service.export_slot(ws, name) as slot:  # 409 when every slot is busy; nothing written
+        record = export_service.create_export(ws, name, body, status=status, within_workspace=True)
+        return export_service.start_background(ws, name, record.id, slot)
 
 
 @router.get("/jobs/{name}/exports", response_model=list[ExportRecord])

@@ -43,7 +43,7 @@ def export(
     """Export a trained job's model where it will be used: a merged folder, an adapter, a GGUF, an Ollama model or the Hub."""
     from pydantic import ValidationError
 
-    from nocodetune.jobs.exports import create_export, run_here, start_background
+    from nocodetune.jobs.exports import create_export, export_slot, run_here, start_background
     from nocodetune.records.exports import ExportRequest
 
     if format not in EXPORT_FORMATS:
@@ -62,24 +62,25 @@ def export(
         raise typer.Exit(2) from None
     try:
         ws = workspace_from(ctx)
-        record = create_export(ws, name, request)
-        if detach:
-            start_background(ws, name, record.id)
-            console.print(f"[bold green]Started export {escape(record.id)}[/] of job {escape(name)} in the background.")
-            console.print(f"Check it: nocodetune job exports {escape(name)}")
-            return
-        console.print(f"Exporting job {escape(name)} as {escape(format)}" + (f" ({escape(request.effective_quant() or '')})" if request.effective_quant() else "") + f" → {escape(record.folder)}")
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[text]}"), console=console) as bar:
-            task = bar.add_task(record.id, total=1.0, text="starting")
+        with export_slot(ws, name) as slot:  # one of the machine's job slots, or a clear 409-style error
+            record = create_export(ws, name, request)
+            if detach:
+                start_background(ws, name, record.id, slot)
+                console.print(f"[bold green]Started export {escape(record.id)}[/] of job {escape(name)} in the background.")
+                console.print(f"Check it: nocodetune job exports {escape(name)}")
+                return
+            console.print(f"Exporting job {escape(name)} as {escape(format)}" + (f" ({escape(request.effective_quant() or '')})" if request.effective_quant() else "") + f" → {escape(record.folder)}")
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[text]}"), console=console) as bar:
+                task = bar.add_task(record.id, total=1.0, text="starting")
 
-            def on_event(event: object) -> None:
-                data = event.data()  # type: ignore[attr-defined]
-                if data["type"] == "progress":
-                    bar.update(task, completed=data.get("progress", 0.0), text=escape(str(data.get("text", ""))[:60]))
-                elif data["type"] == "finished":
-                    bar.update(task, completed=1.0, text="done")
+                def on_event(event: object) -> None:
+                    data = event.data()  # type: ignore[attr-defined]
+                    if data["type"] == "progress":
+                        bar.update(task, completed=data.get("progress", 0.0), text=escape(str(data.get("text", ""))[:60]))
+                    elif data["type"] == "finished":
+                        bar.update(task, completed=1.0, text="done")
 
-            record = run_here(ws, name, record.id, on_event=on_event)
+                record = run_here(ws, name, record.id, on_event=on_event)
     except NocodetuneError as exc:
         raise _fail(exc) from None
     if record.status != "succeeded":

@@ -1,15 +1,14 @@
 """The export service: request an export of a job, run it here or in the background, read its state.
 
-Faces call `create_export` (checks the request, reserves `jobs/<job>/exports/<id>/` and
-writes its record), then `run_here` (the CLI: in this process, with progress callbacks)
-or `start_background` (the API: `python -m nocodetune.jobs.exports JOB_DIR ID` in its
-own session, so an export survives an API restart). Either way the export runs inside
-`export_slot`, the one place that decides when an export may use the machine.
+Faces take the machine first (`export_slot`), then call `create_export` (checks the
+request, reserves `jobs/<job>/exports/<id>/` and writes its record), then `run_here` (the
+CLI: in this process, with progress callbacks) or `start_background` (the API and
+`--detach`: `python -m nocodetune.jobs.exports JOB_DIR ID` in its own session, which
+inherits the slot, so an export survives an API restart).
 
-The slot today is one export at a time per workspace (a file lock beside the workspace's
-staging area): two exports of a 7B model at once would only fight for memory. It is not
-yet shared with training's slots (`jobs.executor`); when the slot rule covers both, only
-`export_slot` changes.
+An export uses one of the machine's job slots (`jobs.slots.take_for_export`, the rule in
+docs/DECISIONS.md "Slots and the queue"): it never runs beside a training job that holds
+the only CPU slot, and with no free slot it is refused (409) before anything is written.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from nocodetune.errors import ConflictError, NocodetuneError, NotFoundError
+from nocodetune.jobs.slots import HeldSlots, take_for_export
 from nocodetune.processes import create_time, is_same_process, spawn_detached
 from nocodetune.records.events import Event, EventWriter
 from nocodetune.records.exports import (
@@ -39,7 +39,6 @@ from nocodetune.records.exports import (
 )
 from nocodetune.workspace import JobPaths, Workspace, resolve_within
 
-SLOT_WAIT_MESSAGE_S = 2.0
 
 
 def _job_status(ws: Workspace, name: str) -> str:
@@ -72,37 +71,31 @@ def create_export(ws: Workspace, name: str, request: ExportRequest, *, status: s
 
 
 @contextmanager
-def export_slot(ws: Workspace, paths: JobPaths, export_id: str) -> Iterator[None]:
-    """Hold the machine for one export (see the module docstring); say so while waiting."""
-    from filelock import FileLock, Timeout
+def export_slot(ws: Workspace, name: str) -> Iterator[HeldSlots]:
+    """One of the machine's job slots for an export of `name`, or ConflictError (409) naming who holds them.
 
-    ws.tmp.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(ws.tmp / "export.slot.lock"))
+    Released when the block ends, unless `start_background` handed it to the export's process.
+    """
+    held = take_for_export(ws, f"export of {name}")
     try:
-        lock.acquire(timeout=SLOT_WAIT_MESSAGE_S)
-    except Timeout:
-        EventWriter(events_path(export_dir(paths, export_id))).emit("message", stage="waiting", text="waiting for another export to finish")
-        lock.acquire()
-    try:
-        yield
+        yield held
     finally:
-        lock.release()
+        held.release()
 
 
 def run_here(ws: Workspace, name: str, export_id: str, on_event: Callable[[Event], None] | None = None) -> ExportRecord:
-    """Run a recorded export in this process (the CLI), inside the export slot."""
+    """Run a recorded export in this process (the CLI, inside `export_slot`)."""
     from nocodetune.export.runner import run_export
 
-    paths = ws.job(name)
-    with export_slot(ws, paths, export_id):
-        return run_export(paths, export_id, on_event=on_event)
+    return run_export(ws.job(name), export_id, on_event=on_event)
 
 
-def start_background(ws: Workspace, name: str, export_id: str) -> ExportRecord:
-    """Start a recorded export in its own process; its record names the process."""
+def start_background(ws: Workspace, name: str, export_id: str, slot: HeldSlots) -> ExportRecord:
+    """Start a recorded export in its own process, which takes over `slot`; its record names the process."""
     paths = ws.job(name)
     folder = export_dir(paths, export_id)
-    process = spawn_detached([sys.executable, "-m", "nocodetune.jobs.exports", str(paths.root), export_id], log_path=folder / LOG_FILE)
+    process = spawn_detached([sys.executable, "-m", "nocodetune.jobs.exports", str(paths.root), export_id], log_path=folder / LOG_FILE, keep_fds=tuple(slot.fds))
+    slot.handed_over()
     changes = {"pid": process.pid, "pid_started_at": create_time(process.pid)}
     # the child writes its own pid when it starts; whichever comes first, neither change is lost
     return update_export(paths, export_id, changes, only_if=lambda r: r.pid is None)
@@ -164,7 +157,7 @@ def listed_file(ws: Workspace, name: str, relative: str) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m nocodetune.jobs.exports JOB_DIR EXPORT_ID`: run one recorded export (the API's background task)."""
+    """`python -m nocodetune.jobs.exports JOB_DIR EXPORT_ID`: run one recorded export (the API's background task; its parent handed it the slot)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m nocodetune.jobs.exports JOB_DIR EXPORT_ID", file=sys.stderr)
