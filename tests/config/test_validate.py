@@ -139,3 +139,12 @@ def test_cli_validate_exit_codes(ws: Workspace, dataset: str, cli: Callable[...,
     result = cli("job", "validate", "bad")
     assert result.exit_code == 1
     assert "dataset.columns.completion" in result.text and "Not ready" in result.text
+
+
+def test_cli_validate_reports_a_preference_job_like_any_other(ws: Workspace, cli: Callable[..., Any], tiny_model_dir: Path, tmp_path: Path) -> None:
+    pairs = [{"prompt": f"Write {i} in words", "chosen": f"number {i}", "rejected": str(i)} for i in range(12)]
+    ref = DatasetStore(ws).add(write_jsonl(tmp_path / "pairs.jsonl", pairs), "pairs").meta.ref
+    assert cli("job", "create", "prefs", "--dataset", ref, "--set", "objective=dpo", "--set", f"model.source={tiny_model_dir}").exit_code == 0
+    result = cli("job", "validate", "prefs")
+    assert result.exit_code == 0, result.output
+    assert "format preference" in result.text and "0 over max_length" in result.text and "OK: ready to run" in result.text

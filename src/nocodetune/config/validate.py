@@ -399,12 +399,15 @@ def _check_pairs(tokenizer: Any, data: _Data, config: JobConfig, report: Validat
         if n.prompt >= config.training.max_length:
             too_long.append(row)
     if lengths:
-        report.stats["tokens"] = {
+        full = [n.prompt + max(n.chosen, n.rejected) for n in lengths]  # a pair's longer sequence, what max_length cuts
+        report.stats["tokens"] = {  # the keys SFT reports too (examples, mean, max, over_max_length, max_length), then the pair's parts
             "examples": len(lengths),
+            "mean": round(sum(full) / len(full), 1),
+            "over_max_length": sum(1 for n in full if n > config.training.max_length),
             "prompt_mean": round(sum(n.prompt for n in lengths) / len(lengths), 1),
             "chosen_mean": round(sum(n.chosen for n in lengths) / len(lengths), 1),
             "rejected_mean": round(sum(n.rejected for n in lengths) / len(lengths), 1),
-            "max": max(n.prompt + max(n.chosen, n.rejected) for n in lengths),
+            "max": max(full),
             "max_length": config.training.max_length,
         }
     if too_long:
