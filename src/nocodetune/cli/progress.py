@@ -91,7 +91,7 @@ class RunProgress:
             self.console.print(f"eval at step {data.get('step')}: loss {loss}" + (f", perplexity {ppl:.2f}" if ppl else ""))
         elif event.type == "checkpoint":
             self.console.print(f"[dim]checkpoint at step {data.get('step')}: {escape(str(data.get('path')))}[/]")
-        elif event.type in ("finished", "failed", "cancelled"):
+        elif event.type in ("finished", "failed", "cancelled", "paused"):
             self.final = event
             if self.task is not None and event.type == "finished":
                 self.progress.update(self.task, completed=self.progress.tasks[0].total, eta="0:00")
@@ -100,19 +100,24 @@ class RunProgress:
         """What happened and where everything is."""
         elapsed = format_seconds(time.monotonic() - self.started)
         data = self.final.data() if self.final else {}
-        color = {"succeeded": "green", "cancelled": "yellow"}.get(status, "red")
+        color = {"succeeded": "green", "cancelled": "yellow", "paused": "yellow"}.get(status, "red")
         self.console.print(f"[bold {color}]Job {escape(self.job)} {status}[/] after {elapsed}")
         if self.last_loss is not None:
             self.console.print(f"  final training loss: {self.last_loss:.4f}" + (f"   eval loss: {self.last_eval:.4f}" if self.last_eval is not None else ""))
         if status == "succeeded":
             self.console.print(f"  model: {escape(str(data.get('model_path') or job_dir + '/outputs'))}")
+            metrics = data.get("metrics") or {}
+            before, after = metrics.get("heldout_preference_accuracy_before"), metrics.get("heldout_preference_accuracy_after")
+            if isinstance(before, (int, float)) and isinstance(after, (int, float)):
+                pairs = metrics.get("heldout_preference_pairs")
+                self.console.print(f"  chosen answer preferred on held-out pairs: {before:.0%} before, {after:.0%} after" + (f" ({pairs} pairs)" if pairs else ""))
             self.console.print(f"  metrics: {escape(job_dir)}/outputs/metrics.json")
         elif status == "failed":
             self.console.print(f"  error: {escape(str(data.get('error', 'see the log')))}")
             if data.get("hint"):
                 self.console.print(f"  hint: {escape(str(data['hint']))}")
             self.console.print(f"  resume with: nocodetune job resume {escape(self.job)}")
-        elif status == "cancelled":
+        elif status in ("cancelled", "paused"):
             if data.get("checkpoint"):
                 self.console.print(f"  checkpoint: {escape(str(data['checkpoint']))}")
             self.console.print(f"  resume with: nocodetune job resume {escape(self.job)}")
