@@ -15,7 +15,7 @@ from nocodetune.data.examples import Example
 from nocodetune.modeling.assemble import Assembled
 from nocodetune.records.job import ResolvedJob
 from nocodetune.training.auto import Runtime
-from nocodetune.training.models import lora_config
+from nocodetune.training.models import lora_config, prepare_quantized
 from nocodetune.training.outputs import guard_checkpoint_saves
 from nocodetune.training.workflows import preference_datasets
 
@@ -44,7 +44,7 @@ def build_trainer(job: ResolvedJob, rt: Runtime, model: Any, tokenizer: Any, dat
 
     adapter = job.config.method in ("lora", "qlora")
     return guard_checkpoint_saves(ORPOTrainer)(
-        model=model,
+        model=prepare_quantized(model, job) if adapter else model,  # QLoRA: k-bit training set-up, as DPO and SFT do
         args=orpo_config(job, args),
         train_dataset=data["train"],
         eval_dataset=data.get("eval"),
