@@ -20,7 +20,7 @@ test:
 test-extras:
 	bash scripts/setup.sh --extras
 	$(PYTEST) --postgres -m "not slow and not browser" tests/jobs/test_registry.py tests/jobs/test_service.py tests/api tests/security/test_postgres.py
-	$(PYTEST) -m "not slow" tests/serving/test_llamacpp.py
+	$(PYTEST) -m "not slow" tests/serving/test_llamacpp.py tests/serving/test_generation_fields.py tests/serving/test_fields.py tests/serving/test_embeddings.py tests/export/test_exports.py
 	.venv/bin/python tests/netns.py -m "ray or distributed" --ignore tests/distributed/test_local.py
 
 # End-to-end tests on the embedded default model (SmolLM2-135M-Instruct).

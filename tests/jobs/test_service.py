@@ -130,7 +130,8 @@ def test_cancel_kills_a_job_that_ignores_sigterm_after_the_grace_period(ws):
 def test_cancel_of_a_queued_job_never_starts_it(ws):
     make_job_folder(ws, "first")
     make_job_folder(ws, "second")
-    service = JobService(ws, command=fake_command("--steps", "10", "--sleep", "0.1"), max_concurrent=1, poll_s=0.05, cancel_grace_s=5)
+    # long enough that `first` is still running when cancelled, however loaded the machine
+    service = JobService(ws, command=fake_command("--steps", "300", "--sleep", "0.1"), max_concurrent=1, poll_s=0.05, cancel_grace_s=5)
     service.start()
     try:
         service.submit("first")

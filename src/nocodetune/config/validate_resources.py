@@ -277,14 +277,13 @@ def _check_ray(plan: ResourcePlan, report: "ValidationReport", workspace: Path |
             field="resources.ray_address",
         )
         return
-    if importlib.util.find_spec("ray") is None:
+    no_ray = importlib.util.find_spec("ray") is None
+    if no_ray:  # said together with what the address answers: both need fixing before the job can run
         report.error("resources.executor ray needs Ray on this machine: pip install 'nocodetune[ray]'", field="resources.executor")
-        return
-    problem = ray_address_problem(address)
+    problem = ray_address_problem(address)  # plain HTTP: needs no Ray here
     if problem:
         report.error(problem, field="resources.ray_address")
-        return
-    if not probe:
+    if no_ray or problem or not probe:
         return
     if workspace is None:
         report.error("cannot check that the Ray cluster sees the workspace: the workspace folder is unknown", field="resources.executor")

@@ -22,6 +22,7 @@ from typing import Any
 
 from nocodetune.config.validate_resources import ResourcePlan, ray_address_problem
 from nocodetune.errors import NocodetuneError
+from nocodetune.records.io import write_text_atomic
 from nocodetune.settings import get_settings
 from nocodetune.workspace import JobPaths, Workspace
 
@@ -153,10 +154,7 @@ def sync_log(paths: JobPaths, n: int, ref: RayRef) -> None:
     text = logs(ref)
     if text is None:
         return
-    target = paths.run_log(n)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
+    write_text_atomic(paths.run_log(n), text)
 
 
 def wait_ended(ref: RayRef, timeout: float) -> RayState:

@@ -116,10 +116,6 @@ def guard_checkpoint_saves(trainer_class: type) -> type:
     return CheckpointGuard
 
 
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_samples(path: Path, before: list[dict[str, Any]], after: list[dict[str, Any]]) -> None:

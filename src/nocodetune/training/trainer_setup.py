@@ -21,9 +21,10 @@ from nocodetune.training.callbacks import EventsCallback, perplexity, preference
 from nocodetune.training.evaluation import preference_accuracy, run_heldout
 from nocodetune.data.examples import Example
 from nocodetune.modeling.assemble import Assembled
+from nocodetune.records.io import write_json_atomic
 from nocodetune.records.weights import AppliedLayer, write_weights
 from nocodetune.training.models import load_start
-from nocodetune.training.outputs import last_complete_checkpoint, plot_loss, save_atomically, write_json, write_model_card, write_samples
+from nocodetune.training.outputs import last_complete_checkpoint, plot_loss, save_atomically, write_model_card, write_samples
 from nocodetune.training.reporting import report_to, tensorboard_callback
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
     elif distributed.is_main():  # samples and scores are rank 0's
         before = _heldout(run, job, model, tokenizer, evals, "before")
         before["preference"] = _preference_heldout(run, job, model, tokenizer, evals, "before")
-        write_json(before_file, before)
+        write_json_atomic(before_file, before)
     else:
         before = {"score": None, "items": []}
 
@@ -223,7 +224,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
     tps = new_tokens / train_seconds if trained and train_seconds > 0 and new_tokens > 0 else None
     metrics = _metrics(job, rt, start, result, state, eval_loss, before, after, train_seconds, run.t0, started, tps)
     metrics["stop_reason"] = stop
-    write_json(paths.metrics_json, metrics)
+    write_json_atomic(paths.metrics_json, metrics)
     n = cfg.output.num_samples
     write_samples(paths.samples_jsonl, before["items"][:n], after["items"][:n])
     plot_loss(paths.loss_png, callback.history)
