@@ -113,6 +113,7 @@ def test_an_export_takes_a_job_slot_and_is_refused_while_training_holds_them(cha
     from nocodetune.jobs.slots import SlotPool
 
     before = _export_ids(chain_ws, "first")
+    wait_for(lambda: SlotPool(chain_ws).holders() == {}, timeout=60)  # an earlier test's background export has ended
     training = SlotPool(chain_ws).try_take(1, "job busy")  # what a running training job holds on a 1-slot CPU machine
     assert training is not None
     try:

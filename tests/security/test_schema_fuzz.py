@@ -21,6 +21,7 @@ from tests.jobs.conftest import fake_command
 from tests.live_server import serve_in_thread
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+TIMEOUT_S = 30  # schemathesis' 10 s default was too short once on a slow 2-core machine (no answer is not what is tested)
 
 
 @pytest.fixture
@@ -37,11 +38,11 @@ schema = schemathesis.openapi.from_dict(create_app(Workspace("/nonexistent-works
 @schema.parametrize()
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
 def test_api_conforms_to_its_schema(case: schemathesis.Case, live_api: str) -> None:
-    case.call_and_validate(base_url=live_api, checks=CHECKS)
+    case.call_and_validate(base_url=live_api, checks=CHECKS, timeout=TIMEOUT_S)
 
 
 @pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_api_conforms_to_its_schema_long(case: schemathesis.Case, live_api: str) -> None:
-    case.call_and_validate(base_url=live_api, checks=CHECKS)
+    case.call_and_validate(base_url=live_api, checks=CHECKS, timeout=TIMEOUT_S)

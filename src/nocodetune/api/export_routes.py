@@ -31,8 +31,9 @@ router = APIRouter(responses=API_ERRORS)
 def start_export(name: str, body: ExportRequest, ws: Workspace = Depends(workspace), service: JobService = Depends(job_service)) -> ExportRecord:
     """Check and start an export; it runs in the background (follow `/exports/{id}` or its events)."""
     status = service.get(name).status  # 404 first
+    request = export_service.checked_request(ws, name, body, status=status, within_workspace=True)  # 4xx naming the cause
     with export_service.export_slot(ws, name) as slot:  # 409 when every slot is busy; nothing written
-        record = export_service.create_export(ws, name, body, status=status, within_workspace=True)
+        record = export_service.record_export(ws, name, request)
         return export_service.start_background(ws, name, record.id, slot)
 
 

@@ -43,7 +43,7 @@ def export(
     """Export a trained job's model where it will be used: a merged folder, an adapter, a GGUF, an Ollama model or the Hub."""
     from pydantic import ValidationError
 
-    from nocodetune.jobs.exports import create_export, export_slot, run_here, start_background
+    from nocodetune.jobs.exports import checked_request, export_slot, record_export, run_here, start_background
     from nocodetune.records.exports import ExportRequest
 
     if format not in EXPORT_FORMATS:
@@ -62,8 +62,9 @@ def export(
         raise typer.Exit(2) from None
     try:
         ws = workspace_from(ctx)
-        with export_slot(ws, name) as slot:  # one of the machine's job slots, or a clear 409-style error
-            record = create_export(ws, name, request)
+        request = checked_request(ws, name, request)  # every refusal first, whatever the machine is doing
+        with export_slot(ws, name) as slot:  # one of the machine's job slots, or a clear error naming who holds them
+            record = record_export(ws, name, request)
             if detach:
                 start_background(ws, name, record.id, slot)
                 console.print(f"[bold green]Started export {escape(record.id)}[/] of job {escape(name)} in the background.")

@@ -1,10 +1,11 @@
 """The export service: request an export of a job, run it here or in the background, read its state.
 
-Faces take the machine first (`export_slot`), then call `create_export` (checks the
-request, reserves `jobs/<job>/exports/<id>/` and writes its record), then `run_here` (the
-CLI: in this process, with progress callbacks) or `start_background` (the API and
-`--detach`: `python -m nocodetune.jobs.exports JOB_DIR ID` in its own session, which
-inherits the slot, so an export survives an API restart).
+Faces check the request (`checked_request`: every refusal, nothing written), take the
+machine (`export_slot`), record the export (`record_export`: reserves
+`jobs/<job>/exports/<id>/`), then `run_here` (the CLI: in this process, with progress
+callbacks) or `start_background` (the API and `--detach`: `python -m
+nocodetune.jobs.exports JOB_DIR ID` in its own session, which inherits the slot, so an
+export survives an API restart).
 
 An export uses one of the machine's job slots (`jobs.slots.take_for_export`, the rule in
 docs/DECISIONS.md "Slots and the queue"): it never runs beside a training job that holds
@@ -47,8 +48,8 @@ def _job_status(ws: Workspace, name: str) -> str:
     return JobService(ws).get(name).status
 
 
-def create_export(ws: Workspace, name: str, request: ExportRequest, *, status: str | None = None, within_workspace: bool = False) -> ExportRecord:
-    """Check the request (refusals name their cause) and record a queued export; nothing is written on refusal.
+def checked_request(ws: Workspace, name: str, request: ExportRequest, *, status: str | None = None, within_workspace: bool = False) -> ExportRequest:
+    """The request as it will run, or the refusal naming its cause; writes nothing.
 
     `status` is the job's status when the caller knows it (the API's service); `within_workspace`
     refuses an `out` folder outside the workspace (the API: a remote caller must not write anywhere).
@@ -63,11 +64,22 @@ def create_export(ws: Workspace, name: str, request: ExportRequest, *, status: s
         out = ws.inside(request.out) if within_workspace else Path(request.out).expanduser().resolve()
         request = request.model_copy(update={"out": str(out)})
     check_request(paths, request)
+    return request
+
+
+def record_export(ws: Workspace, name: str, request: ExportRequest) -> ExportRecord:
+    """Reserve `jobs/<job>/exports/<id>/` and record a queued export of a `checked_request`."""
+    paths = ws.job(name)
     export_id, folder = new_export_id(paths, request)
     dest = Path(request.out) if request.out else folder / MODEL_DIRNAME
     record = ExportRecord(id=export_id, job=name, request=request, folder=str(dest))
     write_export(paths, record)
     return record
+
+
+def create_export(ws: Workspace, name: str, request: ExportRequest, *, status: str | None = None, within_workspace: bool = False) -> ExportRecord:
+    """Check the request, then record it (nothing is written on refusal)."""
+    return record_export(ws, name, checked_request(ws, name, request, status=status, within_workspace=within_workspace))
 
 
 @contextmanager
