@@ -17,6 +17,9 @@ from nocodetune.errors import NocodetuneError, UnsafeNameError
 DEFAULT_DIRNAME = "ModelTrainingWorkspace"
 MARKER = "nocodetune.db"  # a folder holding this (or the four dirs below) is a workspace
 LAYOUT_DIRS = ("archive", "files", "jobs", "logs")
+# A job folder's (and a base job's) two config files; records.job reads and writes them.
+JOB_YAML = "job.yaml"
+RESOLVED_JSON = "resolved.json"
 # What makes a folder a workspace: git, zip tools and some sync tools drop empty folders
 # (a fresh `logs/`), so those are put back on open rather than refusing the workspace.
 CORE_DIRS = ("files", "jobs")
@@ -62,11 +65,11 @@ class JobPaths:
 
     @property
     def job_yaml(self) -> Path:
-        return self.root / "job.yaml"
+        return self.root / JOB_YAML
 
     @property
     def resolved_json(self) -> Path:
-        return self.root / "resolved.json"
+        return self.root / RESOLVED_JSON
 
     @property
     def files(self) -> Path:

@@ -17,10 +17,9 @@ from nocodetune.config.overrides import deep_merge, dotted_to_nested, flatten, v
 from nocodetune.records.job import ResolvedJob, job_names, read_job_yaml, read_resolved, split_job_yaml
 from nocodetune.records.schema import JOB_META_KEYS, JobConfig
 from nocodetune.errors import ConfigError, NotFoundError
-from nocodetune.workspace import Workspace, check_name
+from nocodetune.workspace import JOB_YAML, Workspace, check_name
 
 DEFAULT_BASE = "lora_train"  # used when a job names neither a base nor a parent
-BASE_FILE = "job.yaml"
 
 
 class InheritedConfig(BaseModel):
@@ -41,7 +40,7 @@ class InheritedConfig(BaseModel):
 def available_bases(ws: Workspace) -> list[str]:
     if not ws.archive.is_dir():
         return []
-    return sorted(p.name for p in ws.archive.iterdir() if (p / BASE_FILE).is_file())
+    return sorted(p.name for p in ws.archive.iterdir() if (p / JOB_YAML).is_file())
 
 
 def _listing(names: list[str]) -> str:
@@ -59,17 +58,17 @@ def load_base_chain(ws: Workspace, name: str) -> list[tuple[str, dict[str, Any]]
     while current is not None:
         check_name(current, "base job")
         if current in seen:
-            raise ConfigError(f"base jobs form a cycle: {' -> '.join([*seen, current])}", field="base", file=f"archive/{current}/{BASE_FILE}")
+            raise ConfigError(f"base jobs form a cycle: {' -> '.join([*seen, current])}", field="base", file=f"archive/{current}/{JOB_YAML}")
         seen.append(current)
-        path = ws.base_dir(current) / BASE_FILE
+        path = ws.base_dir(current) / JOB_YAML
         if not path.is_file():
             raise NotFoundError(
                 f"base job {current!r} does not exist",
                 field="base",
-                file=f"archive/{current}/{BASE_FILE}",
+                file=f"archive/{current}/{JOB_YAML}",
                 hint=f"available bases: {_listing(available_bases(ws))}",
             )
-        label = f"archive/{current}/{BASE_FILE}"
+        label = f"archive/{current}/{JOB_YAML}"
         meta, overrides = split_job_yaml(read_job_yaml(path, label))
         if "parent" in meta:
             raise ConfigError(f"{label}: a base job cannot name a parent (only jobs have parents)", field="parent", file=label)

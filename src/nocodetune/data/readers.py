@@ -16,7 +16,7 @@ from nocodetune.data import documents, tabular
 from nocodetune.data.formats import DOCUMENT_FORMATS, TEXT_FORMATS, FileFormat, TextSplit, detect_format
 from nocodetune.data.table import Row, Table
 from nocodetune.errors import DataError, NotFoundError
-from nocodetune.records.dataset import read_meta
+from nocodetune.records.dataset import meta_path, read_meta
 
 __all__ = ["Table", "count_rows", "detect_format", "iter_rows", "preview", "read_file", "read_snapshot"]
 
@@ -133,9 +133,8 @@ def count_rows(path: Path | str, *, fmt: str | None = None, split: TextSplit = "
 def read_snapshot(data_file: Path | str) -> Table:
     """Read a job's dataset snapshot (`files/<name>@<v>/<file>`), honouring the meta.json beside it."""
     data_file = Path(data_file)
-    meta_path = data_file.parent / "meta.json"
     fmt, split, encoding = None, "paragraph", None
-    if meta_path.is_file():
+    if meta_path(data_file.parent).is_file():
         meta = read_meta(data_file.parent)
         fmt, split, encoding = meta.format, meta.text_split or "paragraph", meta.encoding
     return read_file(data_file, fmt=fmt, split=split, display=f"{data_file.parent.name}/{data_file.name}", encoding=encoding)

@@ -20,8 +20,15 @@ from typing import BinaryIO
 
 from nocodetune.data.formats import DOCUMENT_FORMATS, TextSplit
 from nocodetune.data.models import AddResult, DatasetInfo, PreviewPage
-from nocodetune.records.dataset import DATASET_FORMAT_VERSION, META_FILE, DatasetVersionMeta, is_version_dir, list_versions, write_meta
-from nocodetune.records.io import write_text_atomic
+from nocodetune.records.dataset import (
+    DATASET_FORMAT_VERSION,
+    DatasetVersionMeta,
+    is_version_dir,
+    list_versions,
+    read_last_version,
+    write_last_version,
+    write_meta,
+)
 from nocodetune.data.readers import preview as read_preview
 from nocodetune.data.readers import read_file
 from nocodetune.data.report import FormatReport, report_file, report_rows
@@ -31,7 +38,6 @@ from nocodetune.data.table import Table
 from nocodetune.errors import ConflictError, DataError, NotFoundError, UnsafeNameError
 from nocodetune.workspace import Workspace, check_name
 
-_LAST_VERSION_FILE = ".last_version"  # keeps numbers of deleted versions from being reused
 LOCK_TIMEOUT_S = 120.0
 MAX_PREVIEW_ROWS = 1000
 KEEP_ROWS_BYTES = 16 << 20  # files up to this size are read once for checking and reporting; larger ones are streamed twice
@@ -146,7 +152,7 @@ class DatasetStore:
                 os.chmod(staged.dir, 0o755)  # mkdtemp made it private
                 dataset_dir.mkdir(parents=True, exist_ok=True)
                 # the number is taken before the version appears: a crash in between leaves a gap, never a reuse
-                write_text_atomic(dataset_dir / _LAST_VERSION_FILE, f"{meta.version}\n")
+                write_last_version(dataset_dir, meta.version)
                 os.rename(staged.dir, dataset_dir / f"v{meta.version}")
                 staged.committed = True
         except BaseException:
@@ -194,13 +200,7 @@ class DatasetStore:
             raise ConflictError(f"dataset {name!r} is busy (another add or delete is running)", hint="try again in a moment") from None
 
     def _next_version(self, name: str) -> int:
-        dataset_dir = self.ws.dataset_dir(name)
-        last = 0
-        marker = dataset_dir / _LAST_VERSION_FILE
-        if marker.is_file():
-            text = marker.read_text(encoding="utf-8").strip()
-            last = int(text) if text.isdigit() else 0
-        return max([last, *(m.version for m in self._versions(name))]) + 1
+        return max([read_last_version(self.ws.dataset_dir(name)), *(m.version for m in self._versions(name))]) + 1
 
     def _find_sha(self, name: str, sha256: str) -> DatasetVersionMeta | None:
         return next((m for m in self._versions(name) if m.sha256 == sha256), None)
@@ -282,9 +282,8 @@ class DatasetStore:
         meta = self.version(name, version)
         target = Path(dest_dir) / meta.ref
         target.mkdir(parents=True, exist_ok=True)
-        source_dir = self.ws.dataset_dir(name) / f"v{meta.version}"
-        shutil.copy2(source_dir / meta.file, target / meta.file)
-        shutil.copy2(source_dir / META_FILE, target / META_FILE)
+        shutil.copy2(self.ws.dataset_dir(name) / f"v{meta.version}" / meta.file, target / meta.file)
+        write_meta(target, meta)
         return target / meta.file
 
     def jobs_using(self, name: str, version: int | None = None) -> list[str]:

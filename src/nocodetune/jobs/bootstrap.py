@@ -16,11 +16,11 @@ from nocodetune.records.job import read_job_yaml, split_job_yaml
 from nocodetune.errors import NocodetuneError
 from nocodetune.jobs.create import create_job
 from nocodetune.jobs.spec import JobSpec
-from nocodetune.workspace import LAYOUT_DIRS, Workspace
+from nocodetune.workspace import JOB_YAML, LAYOUT_DIRS, Workspace
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEMO_DATASET_FILE = ASSETS_DIR / "demo" / "demo_dataset.jsonl"
-DEMO_JOB_FILE = ASSETS_DIR / "demo" / "job.yaml"
+DEMO_JOB_FILE = ASSETS_DIR / "demo" / JOB_YAML
 DEMO_DATASET = "demo"
 DEMO_JOB = "demo_job"
 
@@ -41,7 +41,7 @@ class InitResult(BaseModel):
 def shipped_bases() -> list[Path]:
     """The base-job folders shipped in the package (assets/archive/<name>/job.yaml)."""
     archive = ASSETS_DIR / "archive"
-    return sorted(p for p in archive.iterdir() if (p / "job.yaml").is_file()) if archive.is_dir() else []
+    return sorted(p for p in archive.iterdir() if (p / JOB_YAML).is_file()) if archive.is_dir() else []
 
 
 def init_workspace(path: Path | str) -> InitResult:

@@ -14,10 +14,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from nocodetune.errors import ConfigError
-from nocodetune.records.io import read_model, write_model
+from nocodetune.records.io import read_model, write_model, write_text_atomic
 from nocodetune.records.job import DatasetSnapshot
 
 META_FILE = "meta.json"
+LAST_VERSION_FILE = ".last_version"  # keeps numbers of deleted versions from being reused
 DATASET_FORMAT_VERSION = 2  # 1: first release (no format_version key); 2: encoding_source, encoding_alternatives
 TextSplit = Literal["paragraph", "document"]
 VERSION_DIR_RE = re.compile(r"^v([1-9][0-9]*)$")
@@ -76,6 +77,17 @@ def read_meta(version_dir: Path, display: str | None = None) -> DatasetVersionMe
 
 def write_meta(version_dir: Path, meta: DatasetVersionMeta) -> None:
     write_model(meta_path(version_dir), meta)
+
+
+def read_last_version(dataset_dir: Path) -> int:
+    """The highest version number ever given in this dataset folder (0 when none), deleted versions included."""
+    marker = dataset_dir / LAST_VERSION_FILE
+    text = marker.read_text(encoding="utf-8").strip() if marker.is_file() else ""
+    return int(text) if text.isdigit() else 0
+
+
+def write_last_version(dataset_dir: Path, version: int) -> None:
+    write_text_atomic(dataset_dir / LAST_VERSION_FILE, f"{version}\n")
 
 
 def is_version_dir(folder: Path) -> bool:

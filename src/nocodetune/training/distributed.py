@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     on_ray.add_argument("--nproc-per-node", type=int, required=True)
     on_ray.add_argument("job_dir", type=Path)
     args = parser.parse_args(argv)
-    if not (args.job_dir / "resolved.json").is_file():
+    if not JobPaths(args.job_dir).resolved_json.is_file():
         print(f"{args.job_dir} is not a job folder (no resolved.json)", file=sys.stderr)
         return 2
     if args.launcher == "local":
