@@ -8,6 +8,7 @@ metadata and the source of the extension; it never becomes a path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import APIRouter, Query, Request, Response
@@ -163,6 +164,41 @@ class _MultipartUpload:
         return self.staged
 
 
+async def receive_upload(request: Request, store: DatasetStore, bad_request: Callable[[str], Exception], expected: str) -> _MultipartUpload:
+    """Stream a multipart body into the store's staging area: size limit, safe names, the file part on disk.
+
+    Shared by `POST /api/files` and `/v1/files`; `bad_request` builds each face's own error for a
+    body that is not the multipart form `expected` describes. A failed receive leaves nothing staged.
+    """
+    from python_multipart import MultipartParser
+    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.multipart import parse_options_header
+
+    limit_mb = Settings().max_upload_mb
+    max_bytes = limit_mb * 1024 * 1024
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or not options.get(b"boundary"):
+        raise bad_request(f"send {expected}")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes + MULTIPART_OVERHEAD:
+        raise TooLargeError(f"the upload is larger than the limit of {limit_mb} MiB", field="file", hint="raise NOCODETUNE_MAX_UPLOAD_MB")
+    receiver = _MultipartUpload(store, max_bytes)
+    parser = MultipartParser(options[b"boundary"], receiver.callbacks())  # type: ignore[arg-type]
+    try:
+        try:
+            async for chunk in request.stream():
+                parser.write(chunk)
+        except MultipartParseError as exc:
+            raise bad_request(f"the multipart body is malformed: {exc}") from None
+        parser.finalize()
+        receiver.file()  # the file part arrived whole
+    except BaseException:
+        if receiver.staged is not None:
+            receiver.staged.discard()
+        raise
+    return receiver
+
+
 def _decode(raw: bytes, what: str) -> str:
     try:
         return raw.decode("utf-8")
@@ -176,28 +212,11 @@ def _decode(raw: bytes, what: str) -> str:
 )  # fmt: skip
 async def upload(request: Request, response: Response) -> UploadedVersion:
     """Add the uploaded file as the next version of dataset `name` (form fields: file, name, tags, split, encoding)."""
-    from python_multipart import MultipartParser
-    from python_multipart.exceptions import MultipartParseError
-    from python_multipart.multipart import parse_options_header
-
     store = _store(request)
-    limit_mb = Settings().max_upload_mb
-    max_bytes = limit_mb * 1024 * 1024
-    content_type, options = parse_options_header(request.headers.get("content-type", ""))
-    if content_type != b"multipart/form-data" or not options.get(b"boundary"):
-        raise DataError("send the dataset as multipart/form-data with a 'file' field and a 'name' field", field="file")
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > max_bytes + MULTIPART_OVERHEAD:
-        raise TooLargeError(f"the upload is larger than the limit of {limit_mb} MiB", field="file", hint="raise NOCODETUNE_MAX_UPLOAD_MB")
-    receiver = _MultipartUpload(store, max_bytes)
-    parser = MultipartParser(options[b"boundary"], receiver.callbacks())  # type: ignore[arg-type]
+    receiver = await receive_upload(
+        request, store, lambda message: DataError(message, field="file"), "the dataset as multipart/form-data with a 'file' field and a 'name' field"
+    )
     try:
-        try:
-            async for chunk in request.stream():
-                parser.write(chunk)
-        except MultipartParseError as exc:
-            raise DataError(f"the multipart body is malformed: {exc}", field="file") from None
-        parser.finalize()
         staged = receiver.file()
         name = receiver.fields.get("name")
         if not name:

@@ -9,13 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from nocodetune.api.files_routes import MULTIPART_OVERHEAD, _MultipartUpload
+from nocodetune.api.files_routes import receive_upload
 from nocodetune.api.openai.errors import V1_ERRORS, OpenAIError, OpenAIRoute
 from nocodetune.api.openai.models import FileDeleted, FileList, FileObject
 from nocodetune.api.openai.state import OpenAIState, openai_state
-from nocodetune.data.staging import TooLargeError
 from nocodetune.jobs.openai_jobs import page
-from nocodetune.settings import Settings
 
 router = APIRouter(route_class=OpenAIRoute, responses=V1_ERRORS)
 
@@ -23,29 +21,12 @@ router = APIRouter(route_class=OpenAIRoute, responses=V1_ERRORS)
 @router.post("/files", response_model=FileObject)
 async def create_file(request: Request, state: OpenAIState = Depends(openai_state)) -> FileObject:
     """Multipart `file` (.jsonl) + `purpose` (`fine-tune`); checked line by line before it is kept."""
-    from python_multipart import MultipartParser
-    from python_multipart.exceptions import MultipartParseError
-    from python_multipart.multipart import parse_options_header
-
-    limit_mb = Settings().max_upload_mb
-    max_bytes = limit_mb * 1024 * 1024
-    content_type, options = parse_options_header(request.headers.get("content-type", ""))
-    if content_type != b"multipart/form-data" or not options.get(b"boundary"):
-        raise OpenAIError(400, "send the file as multipart/form-data with fields 'file' and 'purpose'", param="file", code="invalid_request")
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > max_bytes + MULTIPART_OVERHEAD:
-        raise TooLargeError(f"the upload is larger than the limit of {limit_mb} MiB", field="file", hint="raise NOCODETUNE_MAX_UPLOAD_MB")
-    receiver = _MultipartUpload(state.files.store, max_bytes)  # the files routes' streaming receiver: size limit, safe names
-    parser = MultipartParser(options[b"boundary"], receiver.callbacks())  # type: ignore[arg-type]
+    receiver = await receive_upload(
+        request, state.files.store, lambda message: OpenAIError(400, message, param="file", code="invalid_request"),
+        "the file as multipart/form-data with fields 'file' and 'purpose'",
+    )
     try:
-        try:
-            async for chunk in request.stream():
-                parser.write(chunk)
-        except MultipartParseError as exc:
-            raise OpenAIError(400, f"the multipart body is malformed: {exc}", param="file", code="invalid_request") from None
-        parser.finalize()
-        staged = receiver.file()
-        record = await run_in_threadpool(state.files.upload, staged, receiver.fields.get("purpose"))
+        record = await run_in_threadpool(state.files.upload, receiver.file(), receiver.fields.get("purpose"))
     finally:
         if receiver.staged is not None:
             receiver.staged.discard()  # no-op once the version is in place
