@@ -12,9 +12,10 @@ from sqlalchemy import select
 from nocodetune import db
 from nocodetune.db import RunRow
 from nocodetune.errors import ConflictError, NotFoundError
-from nocodetune.records.events import Event, read_events
 from nocodetune.jobs.runner import launch_run
 from nocodetune.jobs.service import JobService
+from nocodetune.records.events import Event, read_events
+from nocodetune.workspace import Workspace
 from tests.jobs.conftest import fake_command, make_job_folder, wait_for
 
 
@@ -166,16 +167,20 @@ def test_restarted_service_follows_the_running_job_again(ws):
         second.stop()
 
 
-def test_running_job_whose_process_is_gone_becomes_failed_interrupted(ws):
-    make_job_folder(ws, "orphan")
+def _registered_running_with_a_dead_process(ws: Workspace, name: str) -> None:
+    """The registry says run 1 of `name` is running, but its process has exited (a crash the service did not see)."""
+    from nocodetune.jobs.registry import get_row
+
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     with db.session(ws) as s:
-        from nocodetune.jobs.registry import get_row
-
-        row = get_row(s, ws, "orphan")
+        row = get_row(s, ws, name)
         row.status, row.current_run = "running", 1
         s.add(RunRow(job_id=row.id, n=1, pid=gone.pid, pid_started_at=1.0, status="running", events_offset=0))
+
+def test_running_job_whose_process_is_gone_becomes_failed_interrupted(ws):
+    make_job_folder(ws, "orphan")
+    _registered_running_with_a_dead_process(ws, "orphan")
     service = JobService(ws, command=fake_command())
     report = service.start()
     try:
@@ -236,14 +241,7 @@ def test_detached_run_keeps_its_lock_and_is_finalised_by_whoever_looks(ws):
 
 def test_a_run_whose_process_died_unseen_is_finalized_when_the_job_runs_again(ws):
     make_job_folder(ws, "crashed")
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    with db.session(ws) as s:
-        from nocodetune.jobs.registry import get_row
-
-        row = get_row(s, ws, "crashed")
-        row.status, row.current_run = "running", 1
-        s.add(RunRow(job_id=row.id, n=1, pid=gone.pid, pid_started_at=1.0, status="running", events_offset=0))
+    _registered_running_with_a_dead_process(ws, "crashed")
     handle = launch_run(ws, "crashed", resume=True, command=fake_command("--steps", "2", "--sleep", "0.01"))
     handle.popen.wait(timeout=30)
     assert [r.n for r in runs_of(ws, "crashed")] == [1, 2]
