@@ -21,7 +21,7 @@ from nocodetune.training.callbacks import EventsCallback, perplexity, preference
 from nocodetune.training.evaluation import preference_accuracy, run_heldout
 from nocodetune.data.examples import Example
 from nocodetune.modeling.assemble import Assembled
-from nocodetune.records.io import write_json_atomic
+from nocodetune.records.io import read_json, write_json_atomic
 from nocodetune.records.weights import AppliedLayer, write_weights
 from nocodetune.training.models import load_start
 from nocodetune.training.outputs import last_complete_checkpoint, plot_loss, save_atomically, write_model_card, write_samples
@@ -149,9 +149,7 @@ def train_job(run: "JobRun", job: ResolvedJob, fmt: str, train: list[Example], e
     before_file = paths.outputs / ".heldout_before.json"
     paths.outputs.mkdir(parents=True, exist_ok=True)
     if before_file.is_file():  # a resumed run keeps the score of the untouched model
-        import json
-
-        before = json.loads(before_file.read_text())
+        before = read_json(before_file)
     elif distributed.is_main():  # samples and scores are rank 0's
         before = _heldout(run, job, model, tokenizer, evals, "before")
         before["preference"] = _preference_heldout(run, job, model, tokenizer, evals, "before")
